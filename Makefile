@@ -1,0 +1,78 @@
+# λ-GRPO companion. The two commands a new user needs: `make reproduce` and `make test`.
+# Both build the virtual environment first when it is missing (or when requirements.txt changed).
+#   make reproduce [SCALE=smoke|small|paper]   every notebook, in order, headless (papermill)
+#   make test | make test-slow                  fast tier (default) | notebooks at SCALE=smoke, subprocess runs
+#   make lab                                    JupyterLab on notebooks/
+#   VENV=/path/to/env                           use an existing environment as it is (no set-up)
+.DELETE_ON_ERROR:
+.SUFFIXES:
+SHELL := /bin/bash
+
+SCALE ?= small
+VENV ?= .venv
+BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PY := $(VENV)/bin/python
+NB_DIR ?= notebooks
+EXEC ?= results/executed/$(SCALE)
+RESULTS ?= $(CURDIR)/results/$(SCALE)
+LIB := $(wildcard paper_lib/*.py)
+NOTEBOOKS := $(sort $(wildcard $(NB_DIR)/[0-9][0-9]_*.ipynb))
+EXECUTED := $(patsubst $(NB_DIR)/%,$(EXEC)/%,$(NOTEBOOKS))
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+ifeq ($(VENV),.venv)
+ENV := $(VENV)/.installed
+else
+ENV := $(VENV)/.paper_lib-checked
+endif
+
+.PHONY: setup reproduce test test-slow test-all lab lint clean-smoke
+setup: $(ENV)
+
+# Our own venv: exact pins in one pip command (torch pinned alongside, so no CUDA build is pulled in).
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@echo ">>> setting up $(VENV) from requirements.txt (about 2 minutes on first run)"
+	test -x $(PY) || $(BOOT_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-cache-dir --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --disable-pip-version-check -e .
+	touch $@
+
+# An existing environment named by VENV=…: used as it is, only paper_lib is made importable.
+$(VENV)/.paper_lib-checked:
+	@test -x $(PY) || { echo "VENV=$(VENV) has no bin/python"; exit 1; }
+	$(PY) -c "import paper_lib" 2>/dev/null || $(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+reproduce: $(ENV) $(EXECUTED)
+	$(PY) -m paper_lib.paths --check --scale $(SCALE) --root $(RESULTS)
+
+# A notebook runs into a .partial copy that is renamed only when every cell succeeded.
+$(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV)
+	@mkdir -p $(EXEC)
+	rm -f $@
+	$(PY) -m papermill -k python3 --cwd $(NB_DIR) --no-progress-bar --log-output \
+		$< $(EXEC)/$*.partial.ipynb -p scale $(SCALE) -p results_dir $(RESULTS)
+	mv $(EXEC)/$*.partial.ipynb $@
+
+test: $(ENV)
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-slow: $(ENV)
+	$(PY) -m pytest -m "slow and not gpu" -q
+
+test-all: $(ENV)
+	$(PY) -m pytest -q
+
+lab: $(ENV)
+	$(VENV)/bin/jupyter lab $(NB_DIR)
+
+lint: $(ENV)
+	$(VENV)/bin/ruff check paper_lib tests notebooks
+
+clean-smoke:
+	rm -rf results/smoke results/executed/smoke

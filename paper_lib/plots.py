@@ -1,0 +1,136 @@
+"""Figures, one function each, drawn from data computed by the library (nothing typed in by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from paper_lib.groups import group_from_strings  # noqa: E402
+from paper_lib.prm import step_advantages, step_rewards  # noqa: E402
+from paper_lib.trie import ProcessTree  # noqa: E402
+
+__all__ = ["tree_layout", "draw_tree", "node_values", "fig1_process_tree", "fig_example_prm"]
+
+ADVANTAGE_CMAP = "RdBu"  # diverging and colour-blind safe: red = pushed down, blue = pushed up
+
+
+def tree_layout(tree: ProcessTree) -> dict[int, tuple[float, float]]:
+    """Node index -> (x, y): leaves left to right in depth-first order, parents above the mean of their children."""
+    pos: dict[int, tuple[float, float]] = {}
+    next_leaf = [0.0]
+
+    def place(i: int) -> float:
+        node = tree.nodes[i]
+        xs = [place(c) for c in node.children]
+        x = sum(xs) / len(xs) if xs else next_leaf[0]
+        next_leaf[0] += 0 if xs else 1.0
+        pos[i] = (x, -1.4 * node.level)
+        return x
+
+    place(0)
+    return pos
+
+
+def node_values(tree: ProcessTree, per_token: torch.Tensor) -> dict[int, float]:
+    """Read a per-token quantity (constant on each process step) at each node; NaN for nodes without tokens."""
+    return {n.index: float(per_token[n.members[0], n.start]) if n.n_tokens else math.nan for n in tree.nodes}
+
+
+def draw_tree(tree: ProcessTree, ax=None, decode=None, annotate=None, node_color=None, fontsize: int = 10):
+    """Draw B(G): one box per process step with its tokens; ``annotate(node)`` text under it; ``node_color(node)``."""
+    ax = ax or plt.gca()
+    decode = decode or (lambda toks: " ".join(map(str, toks)))
+    pos = tree_layout(tree)
+    for node in tree.nodes:
+        if node.parent is not None:
+            (x0, y0), (x1, y1) = pos[node.parent], pos[node.index]
+            ax.plot([x0, x1], [y0, y1], color="0.6", lw=1, zorder=1)
+    for node in tree.nodes:
+        x, y = pos[node.index]
+        label = decode(tree.tokens(node)) or ("𝔾" if node.parent is None else "∅")
+        color = node_color(node) if node_color else "white"
+        ax.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            zorder=2,
+            bbox=dict(boxstyle="round,pad=0.3", fc=color, ec="0.3"),
+        )
+        if annotate:
+            ax.text(
+                x,
+                y - 0.3,
+                annotate(node),
+                ha="center",
+                va="top",
+                fontsize=fontsize - 1,
+                zorder=2,
+                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none"),
+            )
+    xs = [p[0] for p in pos.values()]
+    ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
+    ax.set_ylim(min(p[1] for p in pos.values()) - 1.0, 0.5)
+    ax.axis("off")
+    return ax
+
+
+def _group(strings, rewards):
+    ids, mask, vocab = group_from_strings(strings)
+    r = torch.tensor(rewards, dtype=torch.float64)
+    tree = ProcessTree.from_tensors(ids, mask)
+    decode = lambda toks: "".join(vocab[t] for t in toks)  # noqa: E731
+    return tree, decode, step_rewards(ids, mask, r), step_advantages(ids, mask, r)
+
+
+def _advantage_color(values: dict[int, float], vmax: float):
+    # A range twice the largest |A| keeps the fills light enough to read the tokens on them.
+    cmap, norm = plt.get_cmap(ADVANTAGE_CMAP), matplotlib.colors.Normalize(-2 * vmax, 2 * vmax)
+    return lambda n: "0.9" if math.isnan(values[n.index]) else cmap(norm(values[n.index]))
+
+
+def fig1_process_tree(strings, rewards):
+    """The paper's Fig. 1: (1) outcome rewards, (2) the B(G) tree, (3) step rewards, (4) step advantages."""
+    tree, decode, R, A = _group(strings, rewards)
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), gridspec_kw={"width_ratios": [0.7, 1, 1, 1]})
+    labels = [f"$y^{{({i + 1})}}$ {s}" for i, s in enumerate(strings)]
+    bars = axes[0].barh(labels[::-1], list(rewards)[::-1], color="0.55")
+    axes[0].bar_label(bars, fmt="%g", padding=3)
+    axes[0].set(xlabel="outcome reward $r^{(i)}$", title="(1) outcome rewards")
+    axes[0].spines[["top", "right"]].set_visible(False)
+    draw_tree(tree, axes[1], decode, annotate=lambda n: f"|λ|={n.size}")
+    axes[1].set_title("(2) process sets $\\mathcal{B}(\\mathbb{G})$")
+    Rv, Av = node_values(tree, R), node_values(tree, A)
+    fmt = lambda v: "" if math.isnan(v) else f"{v:+.2f}"  # noqa: E731
+    draw_tree(tree, axes[2], decode, annotate=lambda n: fmt(Rv[n.index]).lstrip("+"))
+    axes[2].set_title("(3) step rewards $R_{i,t} = r_{mean}(\\lambda)$")
+    vmax = max(abs(v) for v in Av.values() if not math.isnan(v)) or 1.0
+    draw_tree(tree, axes[3], decode, annotate=lambda n: fmt(Av[n.index]), node_color=_advantage_color(Av, vmax))
+    axes[3].set_title("(4) step advantages $A_{i,t}$")
+    fig.tight_layout()
+    return fig
+
+
+def fig_example_prm(strings, rewards):
+    """The project page's example PRM: each step's advantage written on the tree, each leaf's reward beneath."""
+    tree, decode, R, A = _group(strings, rewards)
+    Av = node_values(tree, A)
+    vmax = max(abs(v) for v in Av.values() if not math.isnan(v)) or 1.0
+
+    def note(n):
+        text = "" if math.isnan(Av[n.index]) else f"A={Av[n.index]:+.2f}"
+        return text + (f"\nr={rewards[n.members[0]]:g}" if not n.children else "")
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    draw_tree(tree, ax, decode, annotate=note, node_color=_advantage_color(Av, vmax), fontsize=11)
+    r = torch.tensor(rewards, dtype=torch.float64)
+    ax.set_title(f"Implicit PRM of a group: mean reward {r.mean():.2f}, sample std {r.std():.2f} (ddof=1)")
+    fig.tight_layout()
+    return fig

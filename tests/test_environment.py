@@ -1,0 +1,26 @@
+"""environment.yml (for conda users; conda cannot run here) must pin exactly what requirements.txt pins."""
+
+import re
+
+import yaml
+
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s#]+)")
+
+
+def _pins(lines):
+    return {m[1].lower().replace("_", "-"): m[2] for line in lines if (m := PIN.match(line.strip()))}
+
+
+def test_environment_yml_mirrors_requirements(repo):
+    requirements = _pins((repo / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((repo / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert _pins(pip_section) == requirements
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_every_requirement_is_pinned_exactly(repo):
+    lines = [x.strip() for x in (repo / "requirements.txt").read_text().splitlines()]
+    entries = [x for x in lines if x and not x.startswith("#")]
+    assert entries and all(PIN.match(x) for x in entries), [x for x in entries if not PIN.match(x)]
+    assert "torch" in _pins(entries)  # pinned in the same install command as trl (the CUDA-torch trap)

@@ -1,0 +1,48 @@
+"""Slow tier: every notebook executes headless at SCALE=smoke; a failing notebook leaves no finished copy."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from paper_lib.paths import ARTIFACTS, artifact_files
+
+pytestmark = pytest.mark.slow
+VENV = str(Path(sys.executable).parents[1])
+
+
+def _make(*args, cwd=REPO):
+    env = {**os.environ, "VENV": VENV}
+    return subprocess.run(["make", "--no-print-directory", *args, f"VENV={VENV}"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=1200)  # fmt: skip
+
+
+def test_reproduce_smoke_writes_every_artifact(tmp_path):
+    out = _make("reproduce", "SCALE=smoke", f"EXEC={tmp_path}/executed", f"RESULTS={tmp_path}/results")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for key in ARTIFACTS:
+        assert all(f.stat().st_size > 0 for f in artifact_files(key, "smoke", tmp_path / "results")), key
+    executed = sorted(p.name for p in (tmp_path / "executed").iterdir())
+    assert executed == sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_a_failing_cell_fails_make_and_leaves_no_finished_copy(tmp_path):
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "scale = 'small'\nresults_dir = None",
+         "outputs": [], "execution_count": None},
+        {"cell_type": "code", "metadata": {}, "source": "raise RuntimeError('boom')", "outputs": [],
+         "execution_count": None},
+    ]  # fmt: skip
+    nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+          "language": "python"}}, "nbformat": 4, "nbformat_minor": 4}  # fmt: skip
+    (nb_dir / "01_fail.ipynb").write_text(json.dumps(nb))
+    out = _make("reproduce", "SCALE=smoke", f"NB_DIR={nb_dir}", f"EXEC={tmp_path}/executed",
+                f"RESULTS={tmp_path}/results")  # fmt: skip
+    assert out.returncode != 0 and "boom" in out.stdout + out.stderr
+    assert not (tmp_path / "executed" / "01_fail.ipynb").exists()
