@@ -5,11 +5,14 @@ Every departure from the paper's setting is a field with a comment saying why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
 
 from paper_lib.paths import SCALES
 
-__all__ = ["TheoremConfig", "theorem_config"]
+__all__ = ["TheoremConfig", "theorem_config", "RunConfig", "METHODS"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,77 @@ def theorem_config(scale: str) -> TheoremConfig:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     return _THEOREM[scale]
+
+
+METHODS = ("grpo", "lambda_grpo")
+_TASKS = ("arithmetic", "toy_tree")
+_MODELS = ("tiny-qwen2", "smollm2-135m")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: task, model, method and the GRPO settings. ``validate()`` names any bad field."""
+
+    name: str
+    task: str = "arithmetic"  # "arithmetic" | "toy_tree"
+    model: str = "tiny-qwen2"  # "tiny-qwen2" | "smollm2-135m"
+    method: str = "lambda_grpo"  # "grpo" (TRL's GRPO) | "lambda_grpo" (Eq. 9)
+    seed: int = 0  # sampling, data order; also the toy task's target
+    max_steps: int = 20
+    group_size: int = 8  # G, TRL's num_generations
+    prompts_per_step: int = 4
+    batch_size: int | None = None  # completions per optimizer step; default prompts_per_step * group_size
+    learning_rate: float = 1e-3
+    beta: float = 0.0  # KL coefficient (k3 estimator)
+    loss_type: str = "dapo"  # TRL's token-level normalisation: the objective under which Theorem 1 holds
+    temperature: float = 1.0
+    max_completion_length: int = 24
+    train_size: int = 2000
+    val_size: int = 64
+    eval_every: int = 10  # greedy validation every N steps (0: never)
+    save_every: int = 10  # checkpoint every N steps
+    completions_every: int = 10  # dump the sampled completions every N steps (0: never)
+    warm_start_steps: int = 200  # supervised steps on worked solutions before RL (0: none)
+    warm_start_lr: float = 3e-3
+    init_seed: int = 0  # model init and warm start: shared by all runs of an experiment
+    task_seed: int = 0  # train / validation / test data
+    toy_n: int = 1  # toy task: other paths sharing the target's first n tokens get r_neg
+    toy_r_neg: float = -1.0
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.batch_size if self.batch_size is not None else self.prompts_per_step * self.group_size
+
+    def validate(self) -> RunConfig:
+        checks = [
+            (self.task in _TASKS, "task", f"unknown task {self.task!r}; known: {list(_TASKS)}"),
+            (self.model in _MODELS, "model", f"unknown model {self.model!r}; known: {list(_MODELS)}"),
+            (self.method in METHODS, "method", f"unknown method {self.method!r}; known: {list(METHODS)}"),
+            (self.group_size >= 2, "group_size", f"must be >= 2, got {self.group_size}"),
+            (self.prompts_per_step >= 1, "prompts_per_step", f"must be >= 1, got {self.prompts_per_step}"),
+            (self.completions_per_step % self.group_size == 0, "batch_size",
+             f"{self.completions_per_step} completions per step do not divide into groups of {self.group_size}"),
+            (math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate",
+             f"must be > 0, got {self.learning_rate}"),
+            (self.beta >= 0, "beta", f"must be >= 0, got {self.beta}"),
+            (self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}"),
+            (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
+            (self.max_completion_length >= 1, "max_completion_length",
+             f"must be >= 1, got {self.max_completion_length}"),
+            (self.save_every >= 1, "save_every", f"must be >= 1, got {self.save_every}"),
+            (min(self.eval_every, self.completions_every, self.warm_start_steps) >= 0, "eval_every",
+             "eval_every, completions_every and warm_start_steps must be >= 0"),
+        ]  # fmt: skip
+        for ok, field, message in checks:
+            if not ok:
+                raise ValueError(f"RunConfig.{field}: {message}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def warm_start_key(self) -> str:
+        """Runs that differ only in method, seed, β or RL settings share one warm start (same initial policy)."""
+        fields = ("task", "model", "warm_start_steps", "warm_start_lr", "init_seed", "task_seed", "train_size")
+        blob = json.dumps({k: getattr(self, k) for k in fields}, sort_keys=True)
+        return f"{self.task}-{self.model}-" + hashlib.sha256(blob.encode()).hexdigest()[:10]

@@ -17,9 +17,11 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "GROUP_STAT_NAMES",
     "ProcessNode",
     "ProcessTree",
     "check_group",
+    "group_statistics",
     "lambda_weights",
     "pairwise_lcp",
     "process_set_sizes",
@@ -283,3 +285,54 @@ class ProcessTree:
         from paper_lib.plots import draw_tree
 
         return draw_tree(self, ax=ax, decode=decode, annotate=annotate, **style)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-group statistics of B(G) (PAPER.md §2.4, §3.2), vectorised from the sizes alone.
+
+GROUP_STAT_NAMES = (
+    "flat",
+    "n_steps",
+    "depth_mean",
+    "depth_median",
+    "intermediate_mean",
+    "intermediate_median",
+    "weight_mean",
+    "shared_token_frac",
+)
+
+
+def group_statistics(completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    r"""Statistics of each group's tree B(G), one value per group (shape ``(B,)``; ``()`` for one group).
+
+    Process sets along a completion are nested, so a new process step starts exactly where $|\lambda^{(i,t)}|$
+    drops (or at $t = 0$). Hence, per completion: path depth = number of such starts; intermediate proportion =
+    share of tokens with $|\lambda| \ge 2$. Per group: ``n_steps`` = number of process steps spanning ≥ 1 token
+    (each start of a step with $|\lambda|$ members is seen $|\lambda|$ times), ``flat`` = no token has
+    $|\lambda| \ge 2$, ``weight_mean`` = mean λ-GRPO weight over tokens, ``shared_token_frac`` = share of tokens
+    with weight < 1. Medians average the two middle values. Definitions match :class:`ProcessTree` (tested).
+    """
+    sizes = process_set_sizes(completion_ids, completion_mask)
+    single = sizes.dim() == 2
+    sizes = sizes[None] if single else sizes
+    mask = sizes > 0
+    dropped = torch.ones_like(mask)
+    dropped[..., 1:] = sizes[..., 1:] < sizes[..., :-1]
+    starts = (dropped & mask).double()
+    shared = (sizes >= 2).double()
+    lengths = mask.sum(-1).double()  # (B, G)
+    depth = starts.sum(-1)
+    inter = torch.where(lengths > 0, shared.sum(-1) / lengths.clamp(min=1), torch.nan)
+    weights = torch.where(mask, 1.0 / sizes.clamp(min=1).double(), 0.0)
+    n_tokens = lengths.sum(-1).clamp(min=1)
+    stats = {
+        "flat": ~(shared.sum((-1, -2)) > 0),
+        "n_steps": (starts * weights).sum((-1, -2)),
+        "depth_mean": depth.mean(-1),
+        "depth_median": depth.quantile(0.5, dim=-1),
+        "intermediate_mean": inter.nanmean(-1),
+        "intermediate_median": inter.nanquantile(0.5, dim=-1),
+        "weight_mean": weights.sum((-1, -2)) / n_tokens,
+        "shared_token_frac": shared.sum((-1, -2)) / n_tokens,
+    }
+    return {k: v[0] for k, v in stats.items()} if single else stats

@@ -151,3 +151,29 @@ def test_cuda_matches_cpu():
     ids, mask = random_group(torch.Generator().manual_seed(0), 16, 64, 2)
     out = process_set_sizes(ids.cuda(), mask.cuda())
     assert out.device.type == "cuda" and torch.equal(out.cpu(), process_set_sizes(ids, mask))
+
+
+def test_group_statistics_match_the_tree():
+    import statistics
+
+    from paper_lib.trie import group_statistics
+
+    for ids, mask in colliding_groups(300, seed=5):
+        tree = ProcessTree(sequences_of(ids, mask))
+        stats = {k: float(v) for k, v in group_statistics(ids, mask).items()}
+        G = ids.shape[0]
+        depths = [tree.path_depth(i) for i in range(G)]
+        inter = [x for x in (tree.intermediate_proportion(i) for i in range(G)) if not math.isnan(x)]
+        sizes = [c for row in tree.sizes() for c in row]
+        assert stats["flat"] == tree.is_flat
+        assert stats["n_steps"] == pytest.approx(sum(n.n_tokens > 0 for n in tree.nodes))
+        assert stats["depth_mean"] == pytest.approx(statistics.fmean(depths))
+        assert stats["depth_median"] == pytest.approx(statistics.median(depths))
+        if inter:
+            assert stats["intermediate_mean"] == pytest.approx(statistics.fmean(inter))
+            assert stats["intermediate_median"] == pytest.approx(statistics.median(inter))
+        if sizes:
+            assert stats["weight_mean"] == pytest.approx(statistics.fmean(1 / c for c in sizes))
+            assert stats["shared_token_frac"] == pytest.approx(statistics.fmean(c >= 2 for c in sizes))
+    batch = group_statistics(*[torch.stack([t, t]) for t in group_from_strings(FIG1_GROUP)[:2]])
+    assert batch["n_steps"].tolist() == [9.0, 9.0] and batch["depth_mean"].shape == (2,)

@@ -1,0 +1,263 @@
+"""One configured training run → its run directory (DESIGN.md §6).
+
+``results/<scale>/runs/<experiment>/<name>/``: ``config.json``, ``manifest.json``, ``metrics.jsonl``,
+``groups.parquet``, ``completions/``, ``best/``, ``train.log`` and ``checkpoint/`` (git-ignored). A finished run
+(manifest status ``finished``) is skipped; an interrupted one resumes from its newest intact checkpoint, with the
+rows logged after that checkpoint dropped first, so no step is lost or recorded twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from paper_lib import tasks
+from paper_lib.callbacks import GreedyValidation, RunRecorder, read_jsonl, truncate_after
+from paper_lib.checkpoints import checkpoint_step, latest_intact
+from paper_lib.config import RunConfig
+from paper_lib.evaluate import greedy_accuracy
+from paper_lib.provenance import device_name, git_state, read_json, seed_everything, utc_now, versions, write_json
+
+__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics"]
+
+log = logging.getLogger(__name__)
+_REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
+
+
+def is_finished(run_dir: Path) -> bool:
+    try:
+        return read_json(run_dir / "manifest.json").get("status") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
+def load_metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.DataFrame(read_jsonl(Path(run_dir) / "metrics.jsonl"))
+
+
+@contextlib.contextmanager
+def _log_to(path: Path):
+    """Send this package's, transformers' and TRL's log records to ``path`` as well as the screen."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(n) for n in ("paper_lib", "transformers", "trl")]
+    for lg in loggers:
+        lg.addHandler(handler)
+    logging.getLogger("paper_lib").setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+        handler.close()
+
+
+# -- task, data, policy -----------------------------------------------------------------------------------------
+def _task(cfg: RunConfig):
+    if cfg.task == "toy_tree":
+        return tasks.ToyTreeTask(n=cfg.toy_n, r_neg=cfg.toy_r_neg, seed=cfg.seed)
+    return tasks.ArithmeticTask(seed=cfg.task_seed)
+
+
+def _datasets(cfg: RunConfig, task):
+    """Training prompts and the greedy-validation set (disjoint from training and test prompts)."""
+    if cfg.task == "toy_tree":
+        return task.dataset(cfg.max_steps * cfg.prompts_per_step), None
+    train = task.train(cfg.train_size)
+    exclude = set(train["prompt"]) | {p for ds in task.test_sets().values() for p in ds["prompt"]}
+    val = tasks.arithmetic_dataset(cfg.val_size, task.train_levels, seed=cfg.task_seed + 1, exclude=exclude)
+    return train, val
+
+
+def _check_columns(cfg: RunConfig, dataset) -> None:
+    missing = _REQUIRED_COLUMNS[cfg.task] - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"dataset for task {cfg.task!r} lacks column(s) {sorted(missing)}: the reward needs them")
+
+
+def prepare_policy(cfg: RunConfig, cache: Path) -> Path:
+    """The initial policy (model + tokenizer) on disk, warm-started once per ``cfg.warm_start_key()`` and shared."""
+    from paper_lib import models
+    from paper_lib.warmstart import supervised_warm_start
+
+    out = cache / cfg.warm_start_key()
+    if (out / "warm_start.json").is_file():
+        return out
+    chars = tasks.TOY_CHARS if cfg.task == "toy_tree" else tasks.ARITHMETIC_CHARS
+    if cfg.model == "tiny-qwen2":
+        tokenizer = models.char_tokenizer(chars)
+        model = models.tiny_qwen2(tokenizer, seed=cfg.init_seed)
+    else:
+        model, tokenizer = models.smollm2_135m_instruct()
+    losses = []
+    if cfg.task == "arithmetic" and cfg.warm_start_steps:
+        train, _ = _datasets(cfg, _task(cfg))
+        seed_everything(cfg.init_seed)
+        steps, lr = cfg.warm_start_steps, cfg.warm_start_lr
+        model, losses = supervised_warm_start(model, tokenizer, train, steps, lr, cfg.init_seed)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_json(tmp / "warm_start.json", {"key_fields": cfg.to_dict(), "losses": losses})
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _counting(reward_fn):
+    """Count rewards that are None or NaN (TRL treats them as unscorable: advantage 0) and log their share."""
+
+    @functools.wraps(reward_fn)
+    def wrapped(*args, **kwargs):
+        values = reward_fn(*args, **kwargs)
+        bad = sum(v is None or (isinstance(v, float) and math.isnan(v)) for v in values)
+        if "log_metric" in kwargs:
+            kwargs["log_metric"]("reward_invalid_frac", bad / max(len(values), 1))
+        return values
+
+    return wrapped
+
+
+# -- the trainer ---------------------------------------------------------------------------------------------------
+def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
+    from paper_lib.trainer import LambdaGRPOConfig
+
+    generation = {}
+    if cfg.task == "toy_tree":  # only L and R can be sampled, exactly `depth` of them (PAPER.md §4.3)
+        allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
+        generation["suppress_tokens"] = [i for i in range(len(tokenizer)) if i not in allowed]
+    return LambdaGRPOConfig(
+        output_dir=str(run_dir / "checkpoint"),
+        process_weighting=cfg.method == "lambda_grpo",
+        seed=cfg.seed,
+        max_steps=cfg.max_steps,
+        num_generations=cfg.group_size,
+        per_device_train_batch_size=cfg.completions_per_step,
+        gradient_accumulation_steps=1,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",  # as the authors' code (no scheduler)
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        temperature=cfg.temperature,
+        max_completion_length=task.depth if cfg.task == "toy_tree" else cfg.max_completion_length,
+        generation_kwargs=generation or None,
+        save_strategy="steps",
+        save_steps=cfg.save_every,
+        save_total_limit=2,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=not _cuda(),
+        bf16=_cuda(),
+        gradient_checkpointing=False,
+        model_init_kwargs={"dtype": "bfloat16" if _cuda() else "float32"},
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_trainer(cfg: RunConfig, policy: Path, run_dir: Path):
+    """The λ-GRPO (or GRPO) trainer with the run directory's recorders attached."""
+    from transformers import AutoTokenizer
+
+    from paper_lib.trainer import LambdaGRPOTrainer
+
+    task = _task(cfg)
+    train, val = _datasets(cfg, task)
+    _check_columns(cfg, train)
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    recorder = RunRecorder(run_dir, cfg.completions_every)
+    callbacks = [recorder]
+    if val is not None and cfg.eval_every:
+        reward = task.reward_funcs()[0]
+        evaluate = functools.partial(_validate, tokenizer=tokenizer, dataset=val, reward_fn=reward,
+                                     max_new_tokens=cfg.max_completion_length)  # fmt: skip
+        callbacks.append(GreedyValidation(run_dir, cfg.eval_every, evaluate))
+    trainer = LambdaGRPOTrainer(
+        model=str(policy),
+        reward_funcs=[_counting(f) for f in task.reward_funcs()],
+        args=_grpo_args(cfg, run_dir, tokenizer, task),
+        train_dataset=train,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    recorder.trainer = trainer
+    _quiet_progress(trainer)
+    return trainer
+
+
+def _quiet_progress(trainer) -> None:
+    """Keep TRL's tqdm bar but not its printing of every log dict (they go to metrics.jsonl)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class _Bar(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_Bar())
+
+
+def _validate(model, tokenizer, dataset, reward_fn, max_new_tokens):
+    return greedy_accuracy(model, tokenizer, dataset, reward_fn, max_new_tokens)
+
+
+# -- the run -------------------------------------------------------------------------------------------------------
+def _check_same_config(cfg: RunConfig, run_dir: Path) -> None:
+    config_path = run_dir / "config.json"
+    if config_path.is_file() and read_json(config_path) != cfg.to_dict():
+        raise ValueError(f"{run_dir} holds a run with a different config; delete it or choose another name")
+
+
+def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
+    """Write config.json; return the checkpoint to resume from, after cutting the rows logged after it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    ckpt = latest_intact(run_dir / "checkpoint")
+    step = checkpoint_step(ckpt) if ckpt else 0
+    truncate_after(run_dir / "metrics.jsonl", lambda r: r["step"] <= step)
+    truncate_after(run_dir / "groups.jsonl", lambda r: r["step"] < step)  # stats of step s are logged at s - 1
+    if ckpt is None:
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
+    return ckpt
+
+
+def run(cfg: RunConfig, root: Path | str, cache: Path | str | None = None) -> Path:
+    """Train one run into ``root / cfg.name`` (skipped when finished; resumed when interrupted)."""
+    cfg.validate()
+    run_dir = Path(root) / cfg.name
+    _check_same_config(cfg, run_dir)
+    if is_finished(run_dir):
+        log.info("run %s is finished; not redone", run_dir)
+        return run_dir
+    ckpt = _prepare_run_dir(cfg, run_dir)
+    with _log_to(run_dir / "train.log"):
+        previous = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+        manifest = {"config": cfg.to_dict(), "git": git_state(), "versions": versions(), "device": device_name(),
+                    "started": previous.get("started", utc_now()), "status": "running",
+                    "wall_time_s": previous.get("wall_time_s", 0.0),
+                    "resumed_from": previous.get("resumed_from", []) + ([ckpt.name] if ckpt else [])}  # fmt: skip
+        write_json(run_dir / "manifest.json", manifest)
+        log.info("run %s: %s%s", cfg.name, cfg, f" (resuming from {ckpt})" if ckpt else "")
+        policy = prepare_policy(cfg, Path(cache) if cache else Path(root) / "_warmstart")
+        seed_everything(cfg.seed)
+        trainer = build_trainer(cfg, policy, run_dir)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        groups = read_jsonl(run_dir / "groups.jsonl")
+        pd.DataFrame(groups).to_parquet(run_dir / "groups.parquet", index=False)
+        manifest |= {"status": "finished", "finished": utc_now(), "steps": trainer.state.global_step,
+                     "wall_time_s": manifest["wall_time_s"] + time.perf_counter() - start}  # fmt: skip
+        write_json(run_dir / "manifest.json", manifest)
+    return run_dir

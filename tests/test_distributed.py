@@ -1,0 +1,41 @@
+"""Slow tier: two CPU processes; a group's completions are split over both ranks, its λ weights must not be."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO
+
+from paper_lib.trie import lambda_weights
+
+pytestmark = pytest.mark.slow
+
+
+def _pad(x, T):
+    return torch.nn.functional.pad(x, (0, T - x.shape[1]))
+
+
+def test_two_ranks_use_the_weights_of_the_whole_group(tmp_path):
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "tests" / "distributed_weights.py"),
+           str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert all(r["world"] == 2 for r in ranks)
+    split_groups = 0
+    for step, (a, b) in enumerate(zip(ranks[0]["records"], ranks[1]["records"], strict=True)):
+        T = max(a["ids"].shape[1], b["ids"].shape[1])
+        ids, mask = (torch.cat([_pad(a[k], T), _pad(b[k], T)]) for k in ("ids", "mask"))
+        full = lambda_weights(ids.view(-1, 4, T), mask.view(-1, 4, T)).view(ids.shape)  # one place, whole groups
+        n = a["ids"].shape[0]
+        assert torch.equal(a["weights"], full[:n, : a["ids"].shape[1]]), f"rank 0, step {step}"
+        assert torch.equal(b["weights"], full[n:, : b["ids"].shape[1]]), f"rank 1, step {step}"
+        local = lambda_weights(b["ids"], b["mask"])  # what a rank would get from its own rows alone
+        split_groups += not torch.equal(local, b["weights"])
+    assert split_groups > 0  # the check has teeth: per-rank weights would have been wrong

@@ -1,0 +1,125 @@
+"""Run directories: determinism, skip-when-finished, bad configs, checkpoint integrity; kill/resume (slow)."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO
+
+from paper_lib.callbacks import read_jsonl
+from paper_lib.checkpoints import SEAL, latest_intact, seal
+from paper_lib.config import RunConfig
+from paper_lib.runs import _check_columns, is_finished, run
+
+# Wall-clock timings, and HF's end-of-training summary of the loss, which averages only over the last process's steps
+TIMING = ("step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss")
+TINY = dict(max_steps=6, warm_start_steps=20, train_size=200, val_size=16, eval_every=3, save_every=3, group_size=4,
+            prompts_per_step=2, max_completion_length=12)  # fmt: skip
+
+
+def _comparable(run_dir):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in read_jsonl(run_dir / "metrics.jsonl")]
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    cfg = RunConfig(name="det", **TINY)
+    a, b = run(cfg, tmp_path / "a", cache=tmp_path / "cache"), run(cfg, tmp_path / "b", cache=tmp_path / "cache")
+    rows = _comparable(a)
+    assert rows == _comparable(b) and len(rows) > 6
+    assert any("val/accuracy" in r for r in rows) and any(r.get("process/n_steps") for r in rows)
+    manifest = json.loads((a / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["steps"] == 6 and manifest["git"]["commit"]
+    assert (a / "groups.parquet").is_file() and (a / "best" / "score.json").is_file()
+    other = run(RunConfig(name="det", **(TINY | {"seed": 1})), tmp_path / "c", cache=tmp_path / "cache")
+    assert _comparable(other) != rows  # the seed matters
+
+
+def test_a_finished_run_is_not_redone(tmp_path):
+    cfg = RunConfig(name="once", **(TINY | {"max_steps": 2, "eval_every": 0}))
+    run_dir = run(cfg, tmp_path, cache=tmp_path / "cache")
+    stamp = (run_dir / "metrics.jsonl").stat().st_mtime_ns
+    assert is_finished(run_dir)
+    run(cfg, tmp_path, cache=tmp_path / "cache")
+    assert (run_dir / "metrics.jsonl").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="different config"):
+        run(RunConfig(name="once", **(TINY | {"max_steps": 3})), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(group_size=1), "group_size"),
+        (dict(batch_size=10, group_size=4), "batch_size"),
+        (dict(task="chess"), "task"),
+        (dict(model="gpt-9"), "model"),
+        (dict(learning_rate=-1e-3), "learning_rate"),
+        (dict(method="ppo"), "method"),
+    ],
+)
+def test_bad_configs_fail_before_any_work(tmp_path, kw, field):
+    with pytest.raises(ValueError, match=f"RunConfig.{field}"):
+        run(RunConfig(name="bad", **kw), tmp_path)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_missing_answer_column_is_named():
+    from datasets import Dataset
+
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['answer'\]"):
+        _check_columns(RunConfig(name="x"), Dataset.from_list([{"prompt": "1+1="}]))
+
+
+def test_corrupt_or_partial_checkpoints_are_skipped(tmp_path, caplog):
+    for step in (2, 4, 6):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        (ckpt / "model.safetensors").write_bytes(os.urandom(64))
+        if step != 6:  # checkpoint-6 was killed mid-write: never sealed
+            seal(ckpt)
+    (tmp_path / "checkpoint-4" / "model.safetensors").write_bytes(b"truncated")  # corrupted after sealing
+    with caplog.at_level(logging.WARNING):
+        assert latest_intact(tmp_path) == tmp_path / "checkpoint-2"
+    assert "checkpoint-6" in caplog.text and "checkpoint-4" in caplog.text
+    assert json.loads((tmp_path / "checkpoint-2" / SEAL).read_text())["files"]
+
+
+def _cli(root, name, **overrides):
+    args = TINY | {"max_steps": 40, "save_every": 5, "eval_every": 10} | overrides
+    flags = [f"--{k}={v}" for k, v in args.items()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paper_lib.train",
+        f"--name={name}",
+        f"--root={root}",
+        f"--cache={root}/cache",
+        *flags,
+    ]
+    return cmd
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(_cli(tmp_path / "ref", "r"), check=True, env=env, cwd=REPO, capture_output=True, timeout=600)
+    proc = subprocess.Popen(_cli(tmp_path / "kill", "r"), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    target = tmp_path / "kill" / "r" / "checkpoint" / "checkpoint-15" / SEAL
+    deadline = time.time() + 300
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_dir = tmp_path / "kill" / "r"
+    assert not is_finished(killed_dir), "the run ended before it could be killed; make it longer"
+    subprocess.run(_cli(tmp_path / "kill", "r"), check=True, env=env, cwd=REPO, capture_output=True, timeout=600)
+    manifest = json.loads((killed_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["resumed_from"]
+    assert _comparable(killed_dir) == _comparable(tmp_path / "ref" / "r")
+    steps = [r["step"] for r in _comparable(killed_dir) if "loss" in r]
+    assert steps == list(range(1, 41))  # no step lost or duplicated
