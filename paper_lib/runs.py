@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -29,6 +30,19 @@ __all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metric
 
 log = logging.getLogger(__name__)
 _REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
+
+
+def _is_main() -> bool:
+    """Rank 0 of a multi-process launch (or the only process): the one that writes shared files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _wait_for(path: Path, timeout_s: float = 3600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rank {os.environ.get('RANK')} waited {timeout_s:.0f} s for {path}")
+        time.sleep(0.5)
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -88,6 +102,8 @@ def prepare_policy(cfg: RunConfig, cache: Path) -> Path:
     from paper_lib.warmstart import supervised_warm_start
 
     out = cache / cfg.warm_start_key()
+    if not _is_main():  # other ranks wait for rank 0's warm start instead of racing it
+        _wait_for(out / "warm_start.json")
     if (out / "warm_start.json").is_file():
         return out
     chars = tasks.TOY_CHARS if cfg.task == "toy_tree" else tasks.ARITHMETIC_CHARS
@@ -241,23 +257,33 @@ def run(cfg: RunConfig, root: Path | str, cache: Path | str | None = None) -> Pa
     if is_finished(run_dir):
         log.info("run %s is finished; not redone", run_dir)
         return run_dir
-    ckpt = _prepare_run_dir(cfg, run_dir)
-    with _log_to(run_dir / "train.log"):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = _prepare_run_dir(cfg, run_dir) if _is_main() else latest_intact(run_dir / "checkpoint")
+    with _log_to(run_dir / f"train{'' if _is_main() else '.rank' + os.environ['RANK']}.log"):
         previous = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
         manifest = {"config": cfg.to_dict(), "git": git_state(), "versions": versions(), "device": device_name(),
                     "started": previous.get("started", utc_now()), "status": "running",
                     "wall_time_s": previous.get("wall_time_s", 0.0),
                     "resumed_from": previous.get("resumed_from", []) + ([ckpt.name] if ckpt else [])}  # fmt: skip
-        write_json(run_dir / "manifest.json", manifest)
+        if _is_main():
+            write_json(run_dir / "manifest.json", manifest)
         log.info("run %s: %s%s", cfg.name, cfg, f" (resuming from {ckpt})" if ckpt else "")
         policy = prepare_policy(cfg, Path(cache) if cache else Path(root) / "_warmstart")
         seed_everything(cfg.seed)
         trainer = build_trainer(cfg, policy, run_dir)
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-        groups = read_jsonl(run_dir / "groups.jsonl")
-        pd.DataFrame(groups).to_parquet(run_dir / "groups.parquet", index=False)
-        manifest |= {"status": "finished", "finished": utc_now(), "steps": trainer.state.global_step,
-                     "wall_time_s": manifest["wall_time_s"] + time.perf_counter() - start}  # fmt: skip
-        write_json(run_dir / "manifest.json", manifest)
+        if _is_main():
+            _finish(run_dir, manifest, trainer.state.global_step, time.perf_counter() - start)
     return run_dir
+
+
+def _finish(run_dir: Path, manifest: dict, steps: int, seconds: float) -> None:
+    pd.DataFrame(read_jsonl(run_dir / "groups.jsonl")).to_parquet(run_dir / "groups.parquet", index=False)
+    manifest |= {
+        "status": "finished",
+        "finished": utc_now(),
+        "steps": steps,
+        "wall_time_s": manifest["wall_time_s"] + seconds,
+    }
+    write_json(run_dir / "manifest.json", manifest)
