@@ -9,17 +9,44 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "SCALES", "ARTIFACTS", "results_dir", "artifact_path", "artifact_files", "missing_artifacts"]
+__all__ = [
+    "REPO_ROOT",
+    "SCALES",
+    "ARTIFACTS",
+    "NOTEBOOK_OF",
+    "results_dir",
+    "artifact_path",
+    "artifact_files",
+    "expected_artifacts",
+    "missing_artifacts",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCALES = ("smoke", "small", "paper")
 
-# key -> path relative to results/<scale>/. A figure (.pdf) also has a .png; a table (.csv) also has a .md.
-ARTIFACTS: dict[str, str] = {
-    "fig1_process_tree": "figures/fig1_process_tree.pdf",
-    "fig_example_prm": "figures/fig_example_prm.pdf",
-    "table_theorem": "tables/table_theorem.csv",
+# key -> (notebook that writes it, path relative to results/<scale>/). A figure (.pdf) also has a .png; a table
+# (.csv) also has a .md. `--check` covers the artifacts of every notebook present in notebooks/.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "fig1_process_tree": ("01_theorem", "figures/fig1_process_tree.pdf"),
+    "fig_example_prm": ("01_theorem", "figures/fig_example_prm.pdf"),
+    "table_theorem": ("01_theorem", "tables/table_theorem.csv"),
+    "table1_toy": ("02_toy_tree_task", "tables/table1_toy.csv"),
+    "fig_target_freq": ("02_toy_tree_task", "figures/fig_target_freq.pdf"),
+    "fig_target_freq_all": ("02_toy_tree_task", "figures/fig_target_freq_all.pdf"),
+    "table_flat_trees": ("03_process_sets", "tables/table_flat_trees.csv"),
+    "fig_process_stats": ("03_process_sets", "figures/fig_process_stats.pdf"),
+    "fig_bg_early_late": ("03_process_sets", "figures/fig_bg_early_late.pdf"),
+    "table_smollm2_overlap": ("03_process_sets", "tables/table_smollm2_overlap.csv"),
+    "fig_validation_curves": ("04_training", "figures/fig_validation_curves.pdf"),
+    "table_peaks": ("04_training", "tables/table_peaks.csv"),
+    "table2_downstream": ("05_downstream", "tables/table2_downstream.csv"),
+    "table3_differences": ("05_downstream", "tables/table3_differences.csv"),
+    "table_overhead": ("06_overhead", "tables/table_overhead.csv"),
+    "fig_step_breakdown": ("06_overhead", "figures/fig_step_breakdown.pdf"),
+    "report": ("07_report", "REPORT.md"),
 }
+ARTIFACTS: dict[str, str] = {key: path for key, (_, path) in _REGISTRY.items()}
+NOTEBOOK_OF: dict[str, str] = {key: nb for key, (nb, _) in _REGISTRY.items()}
 _COMPANIONS = {".pdf": (".png",), ".csv": (".md",)}
 
 
@@ -47,10 +74,15 @@ def artifact_files(key: str, scale: str = "small", root: Path | str | None = Non
     return [primary] + [primary.with_suffix(s) for s in _COMPANIONS.get(primary.suffix, ())]
 
 
-def missing_artifacts(scale: str, root: Path | str | None = None) -> list[Path]:
-    return [
-        f for key in ARTIFACTS for f in artifact_files(key, scale, root) if not f.is_file() or not f.stat().st_size
-    ]
+def expected_artifacts(notebooks_dir: Path | None = None) -> list[str]:
+    """Keys of the artifacts whose notebook exists (a notebook not yet written has nothing to check)."""
+    present = {p.stem for p in (notebooks_dir or REPO_ROOT / "notebooks").glob("*.ipynb")}
+    return [key for key in ARTIFACTS if NOTEBOOK_OF[key] in present]
+
+
+def missing_artifacts(scale: str, root: Path | str | None = None, notebooks_dir: Path | None = None) -> list[Path]:
+    files = (f for key in expected_artifacts(notebooks_dir) for f in artifact_files(key, scale, root))
+    return [f for f in files if not f.is_file() or not f.stat().st_size]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = missing_artifacts(args.scale, args.root)
     for f in missing:
         print(f"missing: {f}", file=sys.stderr)
-    print(f"{len(ARTIFACTS)} artifacts registered, {len(missing)} files missing at scale {args.scale}")
+    print(f"{len(expected_artifacts())} artifacts expected, {len(missing)} files missing at scale {args.scale}")
     return 1 if missing else 0
 
 
