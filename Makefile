@@ -9,6 +9,7 @@
 SHELL := /bin/bash
 
 SCALE ?= small
+JOBS ?= 2
 VENV ?= .venv
 BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
@@ -31,7 +32,7 @@ else
 ENV := $(VENV)/.paper_lib-checked
 endif
 
-.PHONY: setup reproduce test test-slow test-all lab lint clean-smoke
+.PHONY: setup reproduce runs test test-slow test-all lab lint clean-smoke
 setup: $(ENV)
 
 # Our own venv: exact pins in one pip command (torch pinned alongside, so no CUDA build is pulled in).
@@ -48,11 +49,17 @@ $(VENV)/.paper_lib-checked:
 	$(PY) -c "import paper_lib" 2>/dev/null || $(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-reproduce: $(ENV) $(EXECUTED)
+reproduce: $(ENV) runs $(EXECUTED)
 	$(PY) -m paper_lib.paths --check --scale $(SCALE) --root $(RESULTS)
 
-# A notebook runs into a .partial copy that is renamed only when every cell succeeded.
-$(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV)
+# Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
+# redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
+runs: $(ENV)
+	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS)
+
+# A notebook runs into a .partial copy that is renamed only when every cell succeeded. Notebooks run after `runs`
+# (order-only: a rerun that trained nothing does not force them), in name order.
+$(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV) runs
 	@mkdir -p $(EXEC)
 	rm -f $@
 	$(PY) -m papermill -k python3 --cwd $(NB_DIR) --no-progress-bar --log-output \

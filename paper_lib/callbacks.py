@@ -6,6 +6,7 @@ killed run resumes, so no step is lost or recorded twice.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
@@ -18,7 +19,7 @@ from transformers import TrainerCallback
 from paper_lib.checkpoints import seal
 from paper_lib.provenance import read_json, write_json
 
-__all__ = ["RunRecorder", "GreedyValidation", "truncate_after", "read_jsonl"]
+__all__ = ["RunRecorder", "GreedyValidation", "truncate_after", "read_jsonl", "compress"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,23 @@ def _append(path: Path, rows: list[dict]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
+    """Rows of a JSONL file, or of its gzipped copy ``<path>.gz`` (finished runs are stored compressed)."""
+    gz = path.with_name(path.name + ".gz")
+    if path.is_file():
+        text = path.read_text()
+    elif gz.is_file():
+        text = gzip.decompress(gz.read_bytes()).decode()
+    else:
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def compress(path: Path) -> None:
+    """Replace ``path`` by ``<path>.gz`` (byte-stable: no timestamp in the gzip header)."""
+    if path.is_file():
+        gz = path.with_name(path.name + ".gz")
+        gz.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        path.unlink()
 
 
 def truncate_after(path: Path, keep) -> None:

@@ -40,7 +40,7 @@ def theorem_config(scale: str) -> TheoremConfig:
     return _THEOREM[scale]
 
 
-METHODS = ("grpo", "lambda_grpo")
+METHODS = ("grpo", "lambda_grpo", "scaled_grpo")
 _TASKS = ("arithmetic", "toy_tree")
 _MODELS = ("tiny-qwen2", "smollm2-135m")
 
@@ -52,7 +52,7 @@ class RunConfig:
     name: str
     task: str = "arithmetic"  # "arithmetic" | "toy_tree"
     model: str = "tiny-qwen2"  # "tiny-qwen2" | "smollm2-135m"
-    method: str = "lambda_grpo"  # "grpo" (TRL's GRPO) | "lambda_grpo" (Eq. 9)
+    method: str = "lambda_grpo"  # "grpo" (TRL's GRPO) | "lambda_grpo" (Eq. 9) | "scaled_grpo" (scale-matched control)
     seed: int = 0  # sampling, data order; also the toy task's target
     max_steps: int = 20
     group_size: int = 8  # G, TRL's num_generations

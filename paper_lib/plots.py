@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from paper_lib.groups import group_from_strings  # noqa: E402
@@ -132,5 +133,109 @@ def fig_example_prm(strings, rewards):
     draw_tree(tree, ax, decode, annotate=note, node_color=_advantage_color(Av, vmax), fontsize=11)
     r = torch.tensor(rewards, dtype=torch.float64)
     ax.set_title(f"Implicit PRM of a group: mean reward {r.mean():.2f}, sample std {r.std():.2f} (ddof=1)")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training figures. GRPO and λ-GRPO have the same colours in every figure (seaborn's colour-blind palette).
+
+METHOD_COLORS = {"GRPO": "#0173b2", "λ-GRPO": "#de8f05", "scale-matched GRPO": "#029e73"}
+
+
+def _method_lines(ax, df, y: str, smooth: int, thin: bool = True) -> None:
+    """One thin line per seed and a bold mean per method, ``y`` smoothed by a centred rolling mean."""
+    for label, sub in df.groupby("label", sort=False):
+        color = METHOD_COLORS[label]
+        wide = sub.pivot_table(index="step", columns="seed", values=y).sort_index()
+        wide = wide.rolling(smooth, min_periods=1, center=True).mean()
+        if thin:
+            ax.plot(wide.index, wide.values, color=color, lw=0.6, alpha=0.35)
+        ax.plot(wide.index, wide.mean(axis=1), color=color, lw=2.2, label=f"{label} (mean of {wide.shape[1]})")
+
+
+def fig_target_freq(df, n: int, r_neg: float, smooth: int = 10):
+    """Target frequency per step for one toy configuration (the paper's figure: n = 1, r_neg = −1)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _method_lines(ax, df[(df.toy_n == n) & (df.toy_r_neg == r_neg)], "target_frequency", smooth)
+    ax.set(xlabel="training step", ylabel=f"target frequency ({smooth}-step mean)", ylim=(-0.02, 1.02),
+           title=f"Toy tree task, n = {n}, r_neg = {r_neg:g}: thin lines are seeds")  # fmt: skip
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def fig_target_freq_all(df, smooth: int = 10):
+    """Small multiples: every (n, r_neg) configuration of Table 1, means per method."""
+    configs = sorted({(n, r) for n, r in zip(df.toy_n, df.toy_r_neg)}, key=lambda c: (c[0], -c[1]))
+    cols = min(3, len(configs))
+    rows = -(-len(configs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, (n, r) in zip(axes.flat, configs):
+        _method_lines(ax, df[(df.toy_n == n) & (df.toy_r_neg == r)], "target_frequency", smooth, thin=False)
+        ax.set(title=f"n = {n}, r_neg = {r:g}", ylim=(-0.02, 1.02))
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("target frequency")
+    axes.flat[0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_process_stats(val, stats):
+    """§3.2's 2×3 figure: validation accuracy, path depth, intermediate proportion per group size (rows).
+
+    Solid: the raw per-step series (mean / median over that step's groups). Dashed: the same values sorted in
+    ascending order, which is what the paper's monotone curves look like (PAPER.md §5.2).
+    """
+    sizes = sorted(stats.group_size.unique(), reverse=True)
+    fig, axes = plt.subplots(len(sizes), 3, figsize=(13, 3.3 * len(sizes)), squeeze=False)
+    panels = [("depth", "root-to-leaf path depth"), ("intermediate", "intermediate proportion")]
+    for row, G in zip(axes, sizes):
+        v = val[val.group_size == G].dropna(subset=["val/accuracy"]).sort_values("step")
+        row[0].plot(v.step, v["val/accuracy"], marker="o", color="0.3")
+        row[0].set(title=f"G = {G}: validation accuracy", xlabel="step")
+        s = stats[stats.group_size == G].sort_values("step")
+        for ax, (key, title) in zip(row[1:], panels):
+            for stat, color in (("mean", "#0173b2"), ("median", "#cc78bc")):
+                y = s[f"{key}_{stat}"].to_numpy()
+                ax.plot(s.step, y, color=color, lw=0.8, label=f"{stat} (raw per step)")
+                ax.plot(s.step, sorted(y), color=color, lw=1.5, ls="--", label=f"{stat} (sorted)")
+            ax.set(title=f"G = {G}: {title}", xlabel="step")
+    axes[0, 1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_bg_early_late(early: list[str], late: list[str], steps: tuple[int, int]):
+    """The B(G) tree of one real group (character tokens) early and late in training (the paper's Figs. 4–5)."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+    for ax, completions, step in zip(axes, (early, late), steps):
+        tree = ProcessTree([[ord(c) for c in s] for s in completions])
+        draw_tree(tree, ax, decode=lambda toks: "".join(map(chr, toks)), annotate=lambda n: f"|λ|={n.size}",
+                  fontsize=9)  # fmt: skip
+        ax.set_title(f"step {step}: {len(completions)} completions, {len(tree)} process steps")
+    fig.tight_layout()
+    return fig
+
+
+def fig_validation_curves(val, peaks):
+    """Fig. 3 (ICML Fig. 6): validation accuracy per β, mean ± 95% CI band per method, a dashed line per peak."""
+    from paper_lib.stats import mean_ci
+
+    betas = sorted(val.beta.unique())
+    fig, axes = plt.subplots(1, len(betas), figsize=(6.5 * len(betas), 4), sharey=True, squeeze=False)
+    for ax, beta in zip(axes[0], betas):
+        for label, sub in val[val.beta == beta].groupby("label", sort=False):
+            color = METHOD_COLORS[label]
+            by_step = sub.dropna(subset=["val/accuracy"]).groupby("step")["val/accuracy"]
+            ci = by_step.apply(lambda s: mean_ci(s.to_numpy())).apply(pd.Series)
+            ax.plot(ci.index, ci[0], color=color, lw=2, label=label)
+            ax.fill_between(ci.index, ci[1], ci[2], color=color, alpha=0.18)
+            for step in peaks[(peaks.beta == beta) & (peaks.method == label)].peak_step:
+                ax.axvline(step, color=color, ls="--", lw=0.8, alpha=0.7)
+        ax.set(title=f"β = {beta:g}", xlabel="training step", ylabel="greedy validation accuracy")
+        ax.legend(frameon=False)
     fig.tight_layout()
     return fig

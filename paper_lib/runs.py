@@ -9,6 +9,7 @@ rows logged after that checkpoint dropped first, so no step is lost or recorded 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
 import math
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from paper_lib import tasks
-from paper_lib.callbacks import GreedyValidation, RunRecorder, read_jsonl, truncate_after
+from paper_lib.callbacks import GreedyValidation, RunRecorder, compress, read_jsonl, truncate_after
 from paper_lib.checkpoints import checkpoint_step, latest_intact
 from paper_lib.config import RunConfig
 from paper_lib.evaluate import greedy_accuracy
@@ -98,14 +99,21 @@ def _check_columns(cfg: RunConfig, dataset) -> None:
 
 def prepare_policy(cfg: RunConfig, cache: Path) -> Path:
     """The initial policy (model + tokenizer) on disk, warm-started once per ``cfg.warm_start_key()`` and shared."""
-    from paper_lib import models
-    from paper_lib.warmstart import supervised_warm_start
-
     out = cache / cfg.warm_start_key()
     if not _is_main():  # other ranks wait for rank 0's warm start instead of racing it
         _wait_for(out / "warm_start.json")
-    if (out / "warm_start.json").is_file():
-        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{out.name}.lock", "w") as lock:  # parallel workers of `experiments run --jobs N`
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "warm_start.json").is_file():
+            _warm_start(cfg, out)
+    return out
+
+
+def _warm_start(cfg: RunConfig, out: Path) -> None:
+    from paper_lib import models
+    from paper_lib.warmstart import supervised_warm_start
+
     chars = tasks.TOY_CHARS if cfg.task == "toy_tree" else tasks.ARITHMETIC_CHARS
     if cfg.model == "tiny-qwen2":
         tokenizer = models.char_tokenizer(chars)
@@ -125,11 +133,13 @@ def prepare_policy(cfg: RunConfig, cache: Path) -> Path:
     write_json(tmp / "warm_start.json", {"key_fields": cfg.to_dict(), "losses": losses})
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return out
 
 
-def _counting(reward_fn):
-    """Count rewards that are None or NaN (TRL treats them as unscorable: advantage 0) and log their share."""
+def _counting(reward_fn, target_metric: bool = False):
+    """Count rewards that are None or NaN (TRL treats them as unscorable: advantage 0) and log their share.
+
+    With ``target_metric`` (toy task) also log the share of completions that hit the target (reward exactly 1).
+    """
 
     @functools.wraps(reward_fn)
     def wrapped(*args, **kwargs):
@@ -137,6 +147,8 @@ def _counting(reward_fn):
         bad = sum(v is None or (isinstance(v, float) and math.isnan(v)) for v in values)
         if "log_metric" in kwargs:
             kwargs["log_metric"]("reward_invalid_frac", bad / max(len(values), 1))
+            if target_metric:
+                kwargs["log_metric"]("target_frequency", sum(v == 1.0 for v in values) / max(len(values), 1))
         return values
 
     return wrapped
@@ -153,6 +165,7 @@ def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
     return LambdaGRPOConfig(
         output_dir=str(run_dir / "checkpoint"),
         process_weighting=cfg.method == "lambda_grpo",
+        scale_matched=cfg.method == "scaled_grpo",
         seed=cfg.seed,
         max_steps=cfg.max_steps,
         num_generations=cfg.group_size,
@@ -202,7 +215,7 @@ def build_trainer(cfg: RunConfig, policy: Path, run_dir: Path):
         callbacks.append(GreedyValidation(run_dir, cfg.eval_every, evaluate))
     trainer = LambdaGRPOTrainer(
         model=str(policy),
-        reward_funcs=[_counting(f) for f in task.reward_funcs()],
+        reward_funcs=[_counting(f, target_metric=cfg.task == "toy_tree") for f in task.reward_funcs()],
         args=_grpo_args(cfg, run_dir, tokenizer, task),
         train_dataset=train,
         processing_class=tokenizer,
@@ -279,7 +292,10 @@ def run(cfg: RunConfig, root: Path | str, cache: Path | str | None = None) -> Pa
 
 
 def _finish(run_dir: Path, manifest: dict, steps: int, seconds: float) -> None:
+    """Store the logs compactly (metrics.jsonl.gz, groups.parquet) and mark the run finished."""
     pd.DataFrame(read_jsonl(run_dir / "groups.jsonl")).to_parquet(run_dir / "groups.parquet", index=False)
+    (run_dir / "groups.jsonl").unlink(missing_ok=True)
+    compress(run_dir / "metrics.jsonl")
     manifest |= {
         "status": "finished",
         "finished": utc_now(),

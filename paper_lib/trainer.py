@@ -47,11 +47,20 @@ class LambdaGRPOConfig(GRPOConfig):
         default=True,
         metadata={"help": "Divide each token's loss (policy and KL) by |λ^(i,t)| (λ-GRPO, Eq. 9). False = TRL GRPO."},
     )
+    scale_matched: bool = field(
+        default=False,
+        metadata={
+            "help": "Control arm (needs process_weighting=False): GRPO's loss times the batch's mean λ weight, one "
+            "global scalar per step. Separates 're-weights process steps' from 'merely shrinks the step size'."
+        },
+    )
 
     def __post_init__(self):
         if self.num_generations is not None and self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (groups need an advantage), got {self.num_generations}")
-        if self.process_weighting:
+        if self.process_weighting and self.scale_matched:
+            raise ValueError("scale_matched=True is the GRPO control arm: it needs process_weighting=False")
+        if self.process_weighting or self.scale_matched:
             self._check_supported()
         super().__post_init__()
 
@@ -102,6 +111,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.process_weighting = bool(getattr(self.args, "process_weighting", False))
+        self.scale_matched = bool(getattr(self.args, "scale_matched", False))
         self.group_stats: list[dict] = []
 
     # -- hook 1: weights from whole groups ----------------------------------------------------------------------
@@ -109,7 +119,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         weights, stats = self._gathered_weights_and_stats(out["completion_ids"], out["completion_mask"])
         self._record_group_stats(stats)
-        return self._weigh(out, weights) if self.process_weighting else out
+        if self.scale_matched:  # one scalar for every token: the batch's mean λ weight
+            mean = stats["batch_weight_mean"]
+            weights = out["completion_mask"].to(weights.dtype) * mean
+        return self._weigh(out, weights) if (self.process_weighting or self.scale_matched) else out
 
     @staticmethod
     def _weigh(out: dict, weights: torch.Tensor) -> dict:
@@ -129,13 +142,16 @@ class LambdaGRPOTrainer(GRPOTrainer):
         groups = ids.view(-1, G, ids.shape[-1]), mask.view(-1, G, mask.shape[-1])
         weights = lambda_weights(*groups, dtype=torch.float32).view(ids.shape)
         process_slice = slice(acc.process_index * local_rows, (acc.process_index + 1) * local_rows)  # as TRL
-        return weights[process_slice, :local_T], group_statistics(*groups)
+        stats = group_statistics(*groups)
+        stats["batch_weight_mean"] = float(weights.sum() / mask.sum().clamp(min=1))
+        return weights[process_slice, :local_T], stats
 
     def _record_group_stats(self, stats: dict[str, torch.Tensor]) -> None:
         mode = "train" if self.model.training else "eval"
         for name in GROUP_STAT_NAMES:
             values = stats[name].double()
             self._metrics[mode][f"process/{name}"].append(float(values.nanmean()))
+        self._metrics[mode]["process/batch_weight_mean"].append(stats["batch_weight_mean"])
         if mode == "train" and self.accelerator.is_main_process:
             columns = {name: stats[name].tolist() for name in GROUP_STAT_NAMES}
             for g in range(len(columns["flat"])):
@@ -144,7 +160,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     # -- hook 2: the KL term is weighted too ----------------------------------------------------------------------
     def _compute_loss(self, model, inputs):
-        if not (self.process_weighting and self.beta != 0.0):
+        if not ((self.process_weighting or self.scale_matched) and self.beta != 0.0):
             return super()._compute_loss(model, inputs)
         beta = self.beta
         self.beta = _WeightedBeta(beta, inputs["lambda_weights"])

@@ -42,10 +42,11 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
 def test_a_finished_run_is_not_redone(tmp_path):
     cfg = RunConfig(name="once", **(TINY | {"max_steps": 2, "eval_every": 0}))
     run_dir = run(cfg, tmp_path, cache=tmp_path / "cache")
-    stamp = (run_dir / "metrics.jsonl").stat().st_mtime_ns
-    assert is_finished(run_dir)
+    stamp = (run_dir / "manifest.json").stat().st_mtime_ns
+    assert is_finished(run_dir) and (run_dir / "metrics.jsonl.gz").is_file()
+    assert not (run_dir / "metrics.jsonl").exists()  # stored compressed once finished
     run(cfg, tmp_path, cache=tmp_path / "cache")
-    assert (run_dir / "metrics.jsonl").stat().st_mtime_ns == stamp
+    assert (run_dir / "manifest.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="different config"):
         run(RunConfig(name="once", **(TINY | {"max_steps": 3})), tmp_path)
 

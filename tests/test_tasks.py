@@ -140,9 +140,9 @@ def test_reference_on_the_docstring_example():
 
 
 def test_max_lengths_by_hand():
-    # level 5: six operands <= 99, five operators, "=" -> 18; running maxima 198,297,396,495,594 -> 15 + 4 commas
-    assert arithmetic_max_lengths(5) == (18, 19)
-    assert arithmetic_max_lengths(1) == (6, 2)  # "49+49=" -> "98"
+    # level 5: five operands <= 19, four operators, "=" -> 15; running maxima 38,57,76,95 -> 8 + 3 commas
+    assert arithmetic_max_lengths(5) == (15, 11)
+    assert arithmetic_max_lengths(1) == (6, 2)  # "19+19=" -> "38"
     for level in ARITHMETIC_LEVELS:
         max_prompt, max_completion = arithmetic_max_lengths(level)
         assert max_prompt <= 24 and max_completion <= 24
@@ -156,7 +156,7 @@ def test_levels_rise_in_difficulty():
     assert list(sets) == ["level1", "level2", "level3", "level4", "level5"]
     n_ops = [sum(p.count("+") + p.count("-") for p in ds["prompt"]) / len(ds) for ds in sets.values()]
     lengths = [sum(map(len, ds["solution"])) / len(ds) for ds in sets.values()]
-    assert n_ops == [1, 2, 3, 4, 5]
+    assert n_ops == [1, 2, 2, 3, 4]  # levels 2 and 3: two operations, operands up to 9 and up to 19
     assert all(a < b for a, b in zip(lengths, lengths[1:]))
 
 

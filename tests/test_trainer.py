@@ -136,3 +136,28 @@ def test_degenerate_groups_train_without_nan(policy):
     assert len(logs) == 4
     assert all(math.isfinite(h["loss"]) and math.isfinite(h["grad_norm"]) for h in logs)
     assert all(h["reward_invalid_frac"] == 2 / 8 for h in logs)  # counted, and treated as unscorable by TRL
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_scale_matched_grpo_is_grpo_times_the_mean_weight(policy, beta):
+    """The control arm: every token (policy and KL) scaled by one number, the batch's mean λ weight."""
+    grpo = _trainer(policy, process_weighting=False, beta=beta)
+    scaled = _trainer(policy, process_weighting=False, scale_matched=True, beta=beta)
+    inputs, _ = _fixed_batch(grpo, torch.Generator().manual_seed(0))
+    ids, mask = inputs["completion_ids"], inputs["completion_mask"]
+    _, stats = scaled._gathered_weights_and_stats(ids, mask)
+    weights = lambda_weights(ids.view(-1, 4, ids.shape[1]), mask.view(-1, 4, ids.shape[1]))
+    assert stats["batch_weight_mean"] == pytest.approx(float(weights.sum() / mask.sum()))
+    if beta:
+        inputs["ref_per_token_logps"] = -torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) * 3
+    for t in (grpo, scaled):
+        t.current_gradient_accumulation_steps = 1
+    plain = grpo._compute_loss(grpo.model, dict(inputs))
+    weighted = dict(inputs)
+    scaled._weigh(weighted, mask.float() * stats["batch_weight_mean"])
+    assert torch.allclose(scaled._compute_loss(scaled.model, weighted), plain * stats["batch_weight_mean"], atol=1e-6)
+
+
+def test_scale_matched_needs_plain_grpo():
+    with pytest.raises(ValueError, match="scale_matched=True is the GRPO control arm"):
+        LambdaGRPOConfig(output_dir="/tmp/unused", use_cpu=True, report_to="none", scale_matched=True)

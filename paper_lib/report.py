@@ -1,0 +1,175 @@
+"""REPORT.md: every claim of the paper (PAPER.md §5), the paper's number, ours, and a verdict — all from artifacts.
+
+Nothing here is typed by hand except the paper's numbers (imported from :mod:`paper_lib.paper_numbers`). The report
+carries no timestamp, so regenerating it from the same runs gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from paper_lib import paper_numbers as paper
+from paper_lib.experiments import DEPARTURES
+from paper_lib.paths import artifact_path
+
+__all__ = ["claims", "write_report"]
+
+
+def _table(key: str, scale: str, root) -> pd.DataFrame | None:
+    path = artifact_path(key, scale, root)
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _theorem(scale, root) -> dict:
+    t = _table("table_theorem", scale, root)
+    equal = t[t.equality_expected]
+    ok = bool(t.as_expected.all())
+    controls = t[~t.equality_expected].max_abs_dgrad.max()
+    ours = (f"max |Δ loss| {equal.max_abs_dloss.max():.1e}, max |Δ grad| {equal.max_abs_dgrad.max():.1e} where "
+            f"equality is expected; controls differ by up to {controls:.2f}")  # fmt: skip
+    return {"claim": "Theorem 1: GRPO = L_PRM (token-level norm, μ = 1)", "paper": "proved (App. B)",
+            "ours": ours,
+            "verdict": "reproduced" if ok else "not reproduced",
+            "why": "exact to float64 round-off on a tiny GPT-2; fails without its two assumptions"}  # fmt: skip
+
+
+def _table1(scale, root) -> list[dict]:
+    t = _table("table1_toy", scale, root)
+    base = t[t.paper.notna() | (t.method == "scale-matched GRPO")]
+    base = base[base.lr == base.lr.min()]
+    wide = base.pivot_table(index=["n", "r_neg"], columns="method", values="mean")
+    low = base[base.method == "λ-GRPO"].set_index(["n", "r_neg"]).ci_low
+    wins = int((wide["λ-GRPO"] > wide["GRPO"]).sum())
+    clear = int((low > wide["GRPO"]).sum())  # λ-GRPO's 95% CI lies above GRPO's mean
+    verdict = "not reproduced" if wins <= len(wide) / 2 else "inconclusive"
+    verdict = "reproduced" if wins == len(wide) and clear >= len(wide) / 2 else verdict
+    paper_wins = sum(lam > grpo for grpo, lam in paper.TABLE1.values())
+    rows = [{"claim": "Table 1: λ-GRPO hits the toy target more often than GRPO", "paper": f"{paper_wins}/6 configs",
+             "ours": f"{wins}/{len(wide)} configs ({clear} with λ's CI above GRPO's mean); mean target freq. GRPO "
+                     f"{wide['GRPO'].mean():.3f}, λ-GRPO {wide['λ-GRPO'].mean():.3f}", "verdict": verdict,
+             "why": "last-50-step target frequency per config, mean over seeds (table1_toy has the CIs)"}]  # fmt: skip
+    if "scale-matched GRPO" in wide:
+        sm = wide["scale-matched GRPO"].mean()
+        rows.append({"claim": "(control) scale-matched GRPO", "paper": "not run",
+                     "ours": f"mean target freq. {sm:.3f}", "verdict": "reported",
+                     "why": "GRPO × the batch's mean λ weight: re-weighting vs a smaller step"})  # fmt: skip
+    high = t[t.lr == t.lr.max()]
+    if t.lr.nunique() > 1:
+        conv = high.groupby("method").seeds_converged.sum().to_dict()
+        rows.append({"claim": "Footnote: at a 5× learning rate neither method converges on the target",
+                     "paper": "0 configs converge", "ours": f"seeds converged: {conv}",
+                     "verdict": "reproduced" if sum(conv.values()) == 0 else "not reproduced",
+                     "why": "a seed converges when > 50% of its last-50-step samples hit the target"})  # fmt: skip
+    return rows
+
+
+def _flat(scale, root) -> dict:
+    t = _table("table_flat_trees", scale, root)
+    ours = "; ".join(f"G={r.G}: {r.flat}/{r.groups} flat" for r in t.itertuples())
+    ok = bool((t.non_flat_share >= 0.99).all())
+    return {"claim": "§3.2: ≥ 99.8% of groups induce a non-trivial PRM (few flat trees)",
+            "paper": "; ".join(f"G={G}: {f}/{n} flat" for G, (f, n) in paper.FLAT_TREES.items()), "ours": ours,
+            "verdict": "reproduced" if ok else "not reproduced",
+            "why": "every group's B(G) logged during GRPO training of the tiny model"}  # fmt: skip
+
+
+def _table2(scale, root) -> list[dict]:
+    t2, t3 = _table("table2_downstream", scale, root), _table("table3_differences", scale, root)
+    avg = t2[t2.set == "average"].set_index(["version", "beta"])["mean"]
+    rows = []
+    for beta in sorted(t2.beta.dropna().unique()):
+        lam, grpo = avg[("λ-GRPO", beta)], avg[("GRPO", beta)]
+        p = t3[(t3.beta == beta) & (t3.set == "average")].p_paired.iloc[0]
+        paper_q = paper.TABLE2[("Qwen", beta)]
+        rows.append({"claim": f"Table 2 (β={beta:g}): λ-GRPO's average beats GRPO's",
+                     "paper": f"Qwen {paper_q['λ-GRPO']:.4f} vs {paper_q['GRPO']:.4f}",
+                     "ours": f"{lam:.3f} vs {grpo:.3f} (paired p = {p:.2f})",
+                     "verdict": ("reproduced" if p < 0.05 else "inconclusive") if lam > grpo else "not reproduced",
+                     "why": "mean over seeds of the five held-out levels; paired t-test over seeds"})  # fmt: skip
+    cells = t3[t3.set != "average"]
+    for key, col in (("vs_grpo", "lambda_minus_grpo"), ("vs_base", "lambda_minus_base")):
+        wins, n = int((cells[col] > 0).sum()), len(cells)
+        pw, pn = paper.WINS[key]
+        rows.append({"claim": f"Win count {key.replace('_', ' ')}", "paper": f"{pw}/{pn}", "ours": f"{wins}/{n}",
+                     "verdict": "reproduced" if wins / n >= pw / pn else "not reproduced",
+                     "why": "cells where λ-GRPO's mean accuracy is higher (averages excluded)"})  # fmt: skip
+    return rows
+
+
+def _peaks(scale, root) -> list[dict]:
+    from paper_lib.analysis import peak_claims
+
+    c = peak_claims(_table("table_peaks", scale, root))
+    main = c[c.loss_type == "dapo"]
+    rows = []
+    for r in main.itertuples():
+        rows.append({"claim": f"Every λ-GRPO run peaks higher (β={r.beta:g})", "paper": "all 4 settings",
+                     "ours": f"{r.seeds_lambda_higher}/{r.seeds} seeds; peaks {r.lambda_peak:.3f} vs "
+                             f"{r.grpo_peak:.3f}",
+                     "verdict": "reproduced" if r.every_lambda_seed_higher else "not reproduced",
+                     "why": "paired by seed, same warm start"})  # fmt: skip
+        rows.append({"claim": f"Peak improvement > 10% (β={r.beta:g})", "paper": "> 10% on average",
+                     "ours": f"{r.abs_improvement:+.3f} absolute, {100 * r.rel_improvement:+.1f}% relative (p = "
+                             f"{r.paired_p:.2f})",
+                     "verdict": "reproduced" if r.rel_improvement > 0.10 and r.paired_p < 0.05 else "not reproduced",
+                     "why": "relative to GRPO's mean peak; the paper does not say relative or absolute"})  # fmt: skip
+        rows.append({"claim": f"Peak in < half the steps (β={r.beta:g})", "paper": "< 0.5× GRPO's steps",
+                     "ours": f"{r.step_ratio:.2f}× ({r.lambda_peak_step:.0f} vs {r.grpo_peak_step:.0f} steps)",
+                     "verdict": "reproduced" if r.step_ratio < 0.5 else "not reproduced",
+                     "why": "first step at the peak validation accuracy, mean over seeds"})  # fmt: skip
+    for r in c[c.loss_type != "dapo"].itertuples():
+        rows.append({"claim": f"Ablation: per-sequence normalisation (authors' code), β={r.beta:g}",
+                     "paper": "not reported", "ours": f"peaks λ {r.lambda_peak:.3f} vs GRPO {r.grpo_peak:.3f}",
+                     "verdict": "reported", "why": "PAPER.md §7: the authors normalise per sequence"})  # fmt: skip
+    return rows
+
+
+def _overhead(scale, root) -> list[dict]:
+    t = _table("table_overhead", scale, root)
+    if t is None:
+        return [
+            {
+                "claim": "Overhead of the λ weights",
+                "paper": "1.19e-7 / 1.21e-7 s/token (G=6/36)",
+                "ours": "not measured in this run (notebook 06 absent)",
+                "verdict": "inconclusive",
+                "why": "",
+            }
+        ]
+    return [
+        {
+            "claim": "Overhead of the λ weights",
+            "paper": "1.19e-7 / 1.21e-7 s/token (G=6/36)",
+            "ours": "see table_overhead",
+            "verdict": "reported",
+            "why": "measured by notebook 06 on this machine",
+        }
+    ]
+
+
+def claims(scale: str, root=None) -> pd.DataFrame:
+    rows = [_theorem(scale, root), *_table1(scale, root), _flat(scale, root), *_table2(scale, root),
+            *_peaks(scale, root), *_overhead(scale, root)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def write_report(scale: str, root=None) -> Path:
+    from paper_lib.outputs import markdown_table
+
+    table = claims(scale, root)
+    counts = table.verdict.value_counts().to_dict()
+    lines = [f"# REPORT ({scale} scale): the paper's claims, re-made from our runs", "",
+             "Generated by `notebooks/07_report.ipynb` from the registered artifacts of notebooks 01–06. 'paper' "
+             "quotes the paper (PAPER.md); 'ours' is computed here. Verdicts: " +
+             ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ".", "", markdown_table(table), "",
+             "## How this scale departs from the paper", ""]  # fmt: skip
+    lines += [f"- **{k}**: {v}." for k, v in DEPARTURES.items()]
+    lines += [
+        "- Everything runs on a 2-core CPU: tiny models and a synthetic task stand in for 1–1.5B models on "
+        "OpenRS and five math benchmarks; conclusions about the paper's scale need `make reproduce SCALE=paper`."
+    ]
+    out = artifact_path("report", scale, root)
+    out.write_text("\n".join(lines) + "\n")
+    return out
