@@ -9,10 +9,11 @@ therefore end right after the answer, which shortens them and changes how much t
 - HF ``generate``: :class:`BoxedEOSLogitsProcessor` (forces EOS once the box closed, as the authors do) and
   :class:`BoxedStoppingCriteria` (stops the row without an EOS). Build them with :func:`boxed_logits_processor`
   / :func:`boxed_stopping_criteria`, one per ``generate`` call: they keep per-row state.
-- vLLM (and any engine): :func:`truncate_ids` cuts finished token ids after the token that closes the first box
-  and appends EOS. vLLM's ``SamplingParams`` can stop on strings, not on balanced braces, and TRL builds the vLLM
-  engine itself, so the stop is applied afterwards. The result has the law of a forced-EOS run: every token up to
-  the box is drawn from the same conditionals, and greedy decoding gives the identical sequence.
+- vLLM (and any engine): :func:`truncate_ids` (:func:`truncate_completions` for a batch) cuts finished ids after
+  the token that closes the first box and appends EOS. vLLM's ``SamplingParams`` can stop on strings, not on
+  balanced braces, and TRL builds the vLLM engine itself, so the stop is applied afterwards. The result has the
+  law of a forced-EOS run: every token up to the box is drawn from the same conditionals, and greedy decoding
+  gives the identical sequence.
 
 Two deliberate differences from ``BoxedLP``, both where it would never stop: the escaped braces ``\{`` and ``\}``
 are literal characters in LaTeX and do not count (``BoxedLP`` counts them, so ``\boxed{\left\{ x \right.}`` never
@@ -38,6 +39,7 @@ __all__ = [
     "boxed_stopping_criteria",
     "first_box_end",
     "token_text",
+    "truncate_completions",
     "truncate_ids",
     "truncate_text",
 ]
@@ -157,6 +159,26 @@ def truncate_ids(
         ids.append(int(eos_token_id))
         kept_logprobs = None if kept_logprobs is None else [*kept_logprobs, 0.0]
     return ids, kept_logprobs, True
+
+
+def truncate_completions(
+    completion_ids: list[list[int]],
+    logprobs: list[list[float]] | None,
+    tokenizer,
+    max_tokens: int | None = None,
+) -> tuple[list[list[int]], list[list[float]] | None, int]:
+    """:func:`truncate_ids` over a batch, for a trainer hook after generation (TRL's ``_generate_single_turn``
+    returns exactly ``(completion_ids, logprobs)``, lists per completion). Returns the number of boxed stops too."""
+    text, eos = token_text(tokenizer), tokenizer.eos_token_id
+    out_ids, out_logprobs, stopped = [], [] if logprobs is not None else None, 0
+    for k, ids in enumerate(completion_ids):
+        lp = None if logprobs is None else logprobs[k]
+        ids, lp, hit = truncate_ids(ids, text, eos_token_id=eos, logprobs=lp, max_tokens=max_tokens)
+        out_ids.append(ids)
+        stopped += hit
+        if out_logprobs is not None:
+            out_logprobs.append(lp)
+    return out_ids, out_logprobs, stopped
 
 
 # -- HF generate ---------------------------------------------------------------------------------------------------

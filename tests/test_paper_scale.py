@@ -265,6 +265,16 @@ def test_truncate_ids_on_a_real_tokenizer(tok):
     )
 
 
+def test_truncate_completions_for_a_trainer_hook(tok):
+    ids = [_ids(tok, "a \\boxed{1} b"), _ids(tok, "no box"), _ids(tok, "\\boxed{2}")]
+    lps = [[-0.1] * len(x) for x in ids]
+    out, out_lps, stopped = boxed.truncate_completions(ids, lps, tok, max_tokens=100)
+    assert stopped == 2 and [tok.decode(x, skip_special_tokens=True) for x in out] == ["a \\boxed{1}", "no box",
+                                                                                       "\\boxed{2}"]  # fmt: skip
+    assert [len(x) for x in out] == [len(x) for x in out_lps] and out_lps[0][-1] == 0.0 and out[1] == ids[1]
+    assert boxed.truncate_completions(ids, None, tok)[1] is None
+
+
 @pytest.mark.parametrize("how", ["logits_processor", "stopping_criteria", None])
 def test_hf_generate_stops_at_the_box(tok, how):
     model = scripted_model(tok)
