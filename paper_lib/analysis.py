@@ -13,9 +13,10 @@ __all__ = ["toy_table", "flat_trees_table", "per_step_process_stats", "peaks_tab
 CONVERGED = 0.5  # a seed "converged on the target" when the target is > half of its last-50-step samples
 
 
-def _ci_cell(values) -> dict:
+def _ci_cell(values, bounds: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Mean and 95% t-interval of a proportion over seeds, the interval clipped to the proportion's range."""
     m, lo, hi = mean_ci(values)
-    return {"mean": m, "ci_low": lo, "ci_high": hi}
+    return {"mean": m, "ci_low": max(lo, bounds[0]), "ci_high": min(hi, bounds[1])}
 
 
 def toy_table(df: pd.DataFrame, base_lr: float, window: int = 50) -> pd.DataFrame:

@@ -40,7 +40,7 @@ def _table1(scale, root) -> list[dict]:
     base = t[t.paper.notna() | (t.method == "scale-matched GRPO")]
     base = base[base.lr == base.lr.min()]
     wide = base.pivot_table(index=["n", "r_neg"], columns="method", values="mean")
-    low = base[base.method == "λ-GRPO"].set_index(["n", "r_neg"]).ci_low
+    low = base[base.method == "λ-GRPO"].set_index(["n", "r_neg"]).ci_low.reindex(wide.index)
     wins = int((wide["λ-GRPO"] > wide["GRPO"]).sum())
     clear = int((low > wide["GRPO"]).sum())  # λ-GRPO's 95% CI lies above GRPO's mean
     verdict = "not reproduced" if wins <= len(wide) / 2 else "inconclusive"

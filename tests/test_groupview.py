@@ -1,0 +1,12 @@
+"""The HTML view of a group shows the paper's Fig. 1 quantities."""
+
+from paper_lib.groups import EXAMPLE_PRM_REWARDS, FIG1_GROUP
+from paper_lib.groupview import group_html
+
+
+def test_group_page_has_the_tree_advantages_and_weights():
+    page = group_html("?", list(FIG1_GROUP), list(EXAMPLE_PRM_REWARDS), "fig 1")
+    assert "JKL  |λ|=3 [2, 3, 4]  R=0.33 A=-0.22" in page  # the project page's example, as the tree shows it
+    assert "M  |λ|=1 [2]  R=1.00 A=+1.55" in page
+    assert 'title="A=-0.22, |λ|=3, GRPO weight 1, λ-GRPO weight 0.33">J</span>' in page
+    assert page.count("<tr>") == 1 + len(FIG1_GROUP)
