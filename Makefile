@@ -20,9 +20,12 @@ LIB := $(wildcard paper_lib/*.py)
 NOTEBOOKS := $(sort $(wildcard $(NB_DIR)/[0-9][0-9]_*.ipynb))
 EXECUTED := $(patsubst $(NB_DIR)/%,$(EXEC)/%,$(NOTEBOOKS))
 
+# Nothing at the smoke and small scales may touch a hub; the paper scale needs it (and preflight checks it).
+ifneq ($(SCALE),paper)
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+endif
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
@@ -32,7 +35,16 @@ else
 ENV := $(VENV)/.paper_lib-checked
 endif
 
-.PHONY: setup reproduce runs test test-slow test-all lab lint clean-smoke
+.PHONY: setup setup-gpu preflight reproduce runs test test-slow test-all lab lint clean-smoke
+
+# Stops within seconds, writing nothing, when the scale needs what this machine lacks (SCALE=paper: CUDA, hub).
+preflight: $(ENV)
+	$(PY) -m paper_lib.preflight --scale $(SCALE)
+
+# The GPU environment for SCALE=paper (vLLM, PEFT, DeepSpeed): a separate venv; use it with VENV=.venv-gpu.
+setup-gpu:
+	$(BOOT_PYTHON) -m venv .venv-gpu && .venv-gpu/bin/pip install -r requirements-gpu.txt && \
+		.venv-gpu/bin/pip install --no-deps -e .
 setup: $(ENV)
 
 # Our own venv: exact pins in one pip command (torch pinned alongside, so no CUDA build is pulled in).
@@ -54,7 +66,7 @@ reproduce: $(ENV) runs $(EXECUTED)
 
 # Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
 # redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
-runs: $(ENV)
+runs: $(ENV) preflight
 	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS)
 
 # A notebook runs into a .partial copy that is renamed only when every cell succeeded. Notebooks run after `runs`
