@@ -142,6 +142,12 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cell(row) -> str:
+    half = (row["ci_high"] - row["ci_low"]) / 2
+    text = f"{row['mean']:.3f}" + ("" if pd.isna(half) else f" ± {half:.3f}")
+    return text + (f" {_SWATCH[row['colour']]}" if row["colour"] else "")
+
+
 def table2_markdown(t2: pd.DataFrame) -> str:
     """Rows as the paper's (Base, then GRPO / λ-GRPO per β), cells 'mean ± half-width' and the colour code."""
     sets = list(dict.fromkeys(t2.set))
@@ -149,8 +155,7 @@ def table2_markdown(t2: pd.DataFrame) -> str:
     order = [("Base", np.nan)] + [(v, b) for b in sorted(t2.beta.dropna().unique()) for v in ("GRPO", "λ-GRPO")]
     for version, beta in order:
         sub = t2[(t2.version == version) & ((t2.beta == beta) | (pd.isna(beta) & t2.beta.isna()))].set_index("set")
-        cells = [f"{sub.loc[s, 'mean']:.3f} ± {(sub.loc[s, 'ci_high'] - sub.loc[s, 'ci_low']) / 2:.3f}"
-                 + (f" {_SWATCH[sub.loc[s, 'colour']]}" if sub.loc[s, "colour"] else "") for s in sets]  # fmt: skip
+        cells = [_cell(sub.loc[s]) for s in sets]
         lines.append(f"| {version} | {'—' if pd.isna(beta) else f'{beta:g}'} | " + " | ".join(cells) + " |")
     legend = "🟩 beats GRPO and Base · 🟨 beats GRPO only · 🟧 beats Base only · 🟥 neither (the paper's code)"
     return "\n".join(lines) + f"\n\nλ-GRPO cells: {legend}. Base: ± SEM; trained: ± 95% CI half-width over seeds.\n"
