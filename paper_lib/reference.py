@@ -21,6 +21,8 @@ __all__ = [
     "objective_literal",
     "eq8_objective",
     "eq9_each_step_once",
+    "authors_trie_weights",
+    "authors_lambda_weights",
 ]
 
 
@@ -108,3 +110,86 @@ def eq9_each_step_once(tree, logps, ref_logps, rewards, beta=0.0):
     r"""λ-GRPO (Eq. 9) as "each process step once":
     $\frac{1}{\sum len}\sum_{\lambda}\sum_{t\in\lambda}(P_{\lambda,t}A_\lambda - D_{\lambda,t})$."""
     return _process_step_objective(tree, logps, ref_logps, rewards, beta, multiply_by_size=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The authors' trie (PAPER.md §1.3), re-written from its description: the speed baseline of notebook 06.
+
+
+class _AuthorsNode:
+    """One node of the authors' trie: how many real tokens it spans, which trajectories pass it, its children."""
+
+    __slots__ = ("n_tokens", "members", "children")
+
+    def __init__(self, span, members=None, children=None):
+        self.n_tokens = sum(1 for tok in span if tok is not None)  # a None is the terminator, not a token
+        self.children = children
+        self.members = sorted(members if children is None else [m for c in children for m in c.members])
+
+    def emit(self, prefix: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Depth-first: append this node's weights ``1/|λ|`` to the path so far; a leaf hands it to its members."""
+        here = torch.cat((prefix, torch.full((self.n_tokens,), 1 / len(self.members), dtype=prefix.dtype)))
+        if self.children is None:
+            return {m: here for m in self.members}
+        out = {}
+        for child in self.children:
+            out.update(child.emit(here))
+        return out
+
+
+def _authors_split(rows, start: int) -> _AuthorsNode:
+    """Grow the common span of ``rows`` one position at a time, bucketing by token, until a bucket splits off."""
+    if len(rows) == 1:
+        members, tokens = rows[0]
+        return _AuthorsNode(tokens[start:], members=members)
+    end = start - 1
+    buckets: dict = {None: None}
+    while len(buckets.keys()) == 1:  # one position per pass, each pass a fresh dict and a copy of rows[1:]
+        end += 1
+        buckets = {rows[0][1][end]: [rows[0]]}
+        for row in rows[1:]:
+            if (token := row[1][end]) in buckets.keys():
+                buckets[token].append(row)
+            else:
+                buckets.update({token: [row]})
+    return _AuthorsNode(rows[0][1][start:end], children=[_authors_split(b, end) for b in buckets.values()])
+
+
+def authors_trie_weights(sequences, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    r"""The authors' ``InfPRMTree`` weights $1/|\lambda^{(i,t)}|$, one tensor per full sequence (PAPER.md §1.3).
+
+    As in their code, step by step and at the same cost: exact duplicates are merged first (a membership test, then
+    an insert: the tuple is hashed twice), the distinct sequences are right-padded with ``None`` as a terminator, a
+    recursion splits at the first position where the tokens differ (scanning one position at a time with a fresh
+    dict), and a depth-first walk concatenates one constant weight tensor per node. Their over-padding slip
+    (``max_len - len(pair)``) is not copied: it changes nothing but the time.
+    """
+    merged: dict[tuple[int, ...], list[int]] = {}
+    for i, seq in enumerate(map(tuple, sequences)):
+        if seq in merged.keys():
+            merged[seq].append(i)
+        else:
+            merged.update({seq: [i]})
+    longest = max(len(seq) for seq in merged)
+    rows = [(sorted(members), list(seq)) for seq, members in merged.items()]
+    for _, tokens in rows:
+        tokens.extend(None for _ in range(longest - len(tokens)))
+    weights = _authors_split(rows, 0).emit(torch.tensor((), dtype=dtype))
+    return [weights[i] for i in sorted(weights)]
+
+
+def authors_lambda_weights(
+    completion_ids: torch.Tensor, completion_mask: torch.Tensor, prompt=(), dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """The authors' weights for one right-padded ``(G, T)`` group, as a ``(G, T)`` tensor (0 under the mask).
+
+    ``prompt`` (token ids) is put in front of every completion and sliced off afterwards, as the authors do; the
+    result does not depend on it, only the time does. Equals :func:`paper_lib.trie.lambda_weights` (tested).
+    """
+    lengths = completion_mask.sum(-1).tolist()
+    prompt = list(prompt)
+    seqs = [prompt + row[:n] for row, n in zip(completion_ids.tolist(), lengths)]
+    out = torch.zeros(completion_ids.shape, dtype=dtype)
+    for i, (w, n) in enumerate(zip(authors_trie_weights(seqs, dtype), lengths)):
+        out[i, :n] = w[len(w) - n :]
+    return out
