@@ -118,50 +118,49 @@ def _first_gap(ids: np.ndarray) -> int:
 
 
 def _sorted_neighbours(rows: np.ndarray, lengths: np.ndarray, G: int) -> tuple[np.ndarray, ...]:
-    """Sort each group's rows as raw bytes; return the sorted row indices ``(B * G,)``, the LCP of each row with
-    the next one ``(B, G - 1)`` (the first mismatch, in chunks of rows, no sorted copy of the batch, clamped to both
-    lengths), and the sorted rows' lengths ``(B, G)``."""
+    """Sort each group's rows as raw bytes. Returns the sorted row indices and their lengths, both ``(B * G,)``,
+    and the LCP of each sorted row with the one before it, ``(B, G)`` (column 0 is meaningless): the first
+    mismatch, clamped to both lengths, found in chunks of rows (no sorted copy of the whole batch)."""
     B, T = rows.shape[0] // G, rows.shape[1]
     order = rows.view(f"V{rows.itemsize * T}").reshape(B, G).argsort(-1)  # numpy compares void by memcmp
     order = (order if B == 1 else order + np.arange(0, B * G, G)[:, None]).ravel()
-    first = np.empty(B * G, dtype=np.int64)
+    ranked_len = lengths.reshape(B * G).take(order)
+    previous = np.empty(B * G, dtype=np.int64)
     step = max(1, _PAIR_CHUNK // T)
     for k in range(0, B * G - 1, step):
         chunk = rows.take(order[k : k + step + 1], 0)
         differ = chunk[1:] != chunk[:-1]
         mismatch = differ.argmax(-1)
-        first[k : k + len(differ)] = np.where(differ[np.arange(len(differ)), mismatch], mismatch, T)  # or none
-    ranked_len = lengths.reshape(B * G).take(order).reshape(B, G)
-    adjacent = np.minimum(np.minimum(first.reshape(B, G)[:, :-1], ranked_len[:, 1:]), ranked_len[:, :-1])
-    return order, adjacent, ranked_len
+        previous[k + 1 : k + 1 + len(differ)] = np.where(differ[np.arange(len(differ)), mismatch], mismatch, T)
+    tail = previous[1:]
+    np.minimum(np.minimum(tail, ranked_len[1:], out=tail), ranked_len[:-1], out=tail)
+    return order, ranked_len, previous.reshape(B, G)
 
 
 def _lcp_host(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""$\ell$ between the sorted rows of ``(B, G, T)`` ids, ``(B * G, G)``, and their rows ``(B * G,)``; $O(GT)$.
 
     Any lexicographic order of the completions keeps the rows of each prefix together, so between sorted rows
-    $p < q$, $\ell = \min_{p \le k < q} \ell_{k,k+1}$: only $G - 1$ neighbours are compared token by token. numpy
+    $p < q$, $\ell = \min_{p < k \le q} \ell_{k-1,k}$: only $G - 1$ neighbours are compared token by token. numpy
     sorts the padded rows as raw bytes (a void dtype, ``memcmp``); that is such an order unless some completion is
     a strict prefix of another and its padding sorted it after that one (checked: then the padding is replaced by
     a value no token has, and the rows are sorted again). Row ``k`` of the result belongs to completion
     ``rows[k]`` of the flattened ``(B * G)`` batch.
     """
     B, G, T = ids.shape
-    order, adjacent, ranked_len = _sorted_neighbours(np.ascontiguousarray(ids).reshape(B * G, T), lengths, G)
-    ended_after = np.logical_and(adjacent == ranked_len[:, 1:], ranked_len[:, 1:] < ranked_len[:, :-1])
-    if np.logical_or.reduce(ended_after, axis=None):
-        order, adjacent, ranked_len = _sorted_neighbours(_padded_keys(ids, lengths), lengths, G)
-    upper = np.empty((B, G, G), dtype=np.int64)  # [p, q > p] = min(adjacent[p:q]); T elsewhere
-    upper[..., 0] = T
-    np.minimum.accumulate(np.where(_before(G), T, adjacent[:, None, :]), axis=-1, out=upper[..., 1:])
-    lcp = np.minimum(upper, upper.transpose(0, 2, 1)).reshape(B * G, G)
-    return np.minimum(lcp, ranked_len.reshape(B * G, 1), out=lcp), order  # the diagonal: the lengths
+    order, ranked_len, previous = _sorted_neighbours(np.ascontiguousarray(ids).reshape(B * G, T), lengths, G)
+    shorter, before = ranked_len.reshape(B, G)[:, 1:], ranked_len.reshape(B, G)[:, :-1]
+    if np.logical_or.reduce(np.logical_and(previous[:, 1:] == shorter, shorter < before), axis=None):
+        order, ranked_len, previous = _sorted_neighbours(_padded_keys(ids, lengths), lengths, G)
+    lcp = np.minimum.accumulate(np.where(_lower(G), T, previous[:, None, :]), axis=-1)  # [p, q > p], else T
+    lcp = np.minimum(lcp, lcp.transpose(0, 2, 1)).reshape(B * G, G)
+    return np.minimum(lcp, ranked_len[:, None], out=lcp), order  # the diagonal: the lengths
 
 
 @functools.lru_cache(maxsize=256)
-def _before(G: int) -> np.ndarray:
-    """``[p, k]: k < p``, shape ``(G, G - 1)``."""
-    return np.tri(G, G - 1, -1, dtype=bool)
+def _lower(G: int) -> np.ndarray:
+    """``[p, q]: q <= p``, shape ``(G, G)``."""
+    return np.tri(G, dtype=bool)
 
 
 def _lcp_device(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
