@@ -4,14 +4,16 @@ For completion $i$ and position $t$ the process set is
 $\lambda^{(i,t)} = \{ j : y^{(j)}_{:t+1} = y^{(i)}_{:t+1} \}$ (PAPER.md §1.2): the members of the group that agree
 with $y^{(i)}$ on every token up to and including $t$, counting $i$ itself and exact duplicates.
 
-Kernel. Sort the group's completions lexicographically; then the longest common prefix of any two is the minimum
-of the $G-1$ adjacent ones between them, $\ell_{ij} = \min_{p_i \le k < p_j} \ell_{k,k+1}$, and
-$|\lambda^{(i,t)}| = \#\{ j : \ell_{ij} > t \}$ is a step function of $t$ with at most $G$ steps: the sorted row
-$\ell_{i\cdot}$ gives the steps, and one ``repeat`` writes the ``(G, T)`` output. Cost $O(GT)$ for the adjacent
-first mismatches, $O(G^2 \log G)$ for the rest; on the CPU the sort is numpy's ``memcmp`` sort of the rows as raw
-bytes. On other devices (no such sort) the pairwise first mismatch, $O(G^2 T)$, stays on the device with no host
-synchronisation per group. The same steps give the sum of any per-completion value over the process set (used by
-:mod:`paper_lib.prm`).
+Kernel (:func:`_lcp_host`, :func:`_expand`). Sort the group's completions lexicographically; then the longest
+common prefix of any two is the minimum of the neighbour LCPs between them,
+$\ell_{ij} = \min_{p_i < k \le p_j} \ell_{k-1,k}$, and $|\lambda^{(i,t)}| = \#\{ j : \ell_{ij} > t \}$ is a step
+function of $t$ with at most $G$ steps: the sorted row $\ell_{i\cdot}$ gives the steps, and one ``repeat`` writes
+the ``(G, T)`` output. Cost: $O(GT)$ for the $G - 1$ neighbour first mismatches, $O(G^2 \log G)$ for the rest. On
+a CPU numpy sorts the rows as raw bytes (``memcmp``) without copying them, and the small steps run in numpy,
+whose calls cost a fraction of torch's. On other devices (no row sort there) the pairwise first mismatch,
+$O(G^2 T)$, stays on the device with no host synchronisation per group. The same steps give the sum of any
+per-completion value over the process set (used by :mod:`paper_lib.prm`). ``tests/test_kernel.py`` checks every
+route against the brute force of :mod:`paper_lib.reference` and against the previous pairwise kernel.
 
 Inputs follow TRL: right-padded ``(G, T)`` integer ids and a 0/1 mask that is a run of ones then zeros; a batch
 of groups is ``(B, G, T)``. Outputs are on the input's device.
@@ -43,6 +45,9 @@ _HOLES = "completion_mask must be a run of ones followed by zeros (right padding
 _PAIR_CHUNK = 1 << 15  # tokens compared per chunk of neighbouring rows on the CPU (≈ 32 kB of temporaries)
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # same-size integer views, for np.repeat
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_DTYPES = [d for d in vars(torch).values() if isinstance(d, torch.dtype)]
+_FLOATING = frozenset(d for d in _DTYPES if d.is_floating_point or d.is_complex)
+_NOT_IDS = _FLOATING | {torch.bool}
 
 
 def check_group(completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
@@ -66,12 +71,12 @@ def _lengths(completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> tor
             f"completion_mask shape {tuple(completion_mask.shape)} != completion_ids shape "
             f"{tuple(completion_ids.shape)}"
         )
-    if completion_ids.dtype.is_floating_point or completion_ids.dtype.is_complex or completion_ids.dtype == torch.bool:
+    if completion_ids.dtype in _NOT_IDS:
         raise ValueError(f"completion_ids must be integer token ids, got dtype {completion_ids.dtype}")
     if completion_ids.shape[-2] < 1:
         raise ValueError("a group needs at least one completion (G >= 1)")
     mask = completion_mask
-    if mask.device.type == "cpu" and not (mask.dtype.is_floating_point or mask.dtype.is_complex):
+    if mask.dtype not in _FLOATING and mask.device.type == "cpu":
         return _host_lengths(mask.numpy())
     if mask.dtype != torch.bool:
         if not ((mask == 0) | (mask == 1)).all():
