@@ -76,7 +76,7 @@ def _lengths(completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> tor
     if completion_ids.shape[-2] < 1:
         raise ValueError("a group needs at least one completion (G >= 1)")
     mask = completion_mask
-    if mask.dtype not in _FLOATING and mask.device.type == "cpu":
+    if mask.dtype not in _FLOATING and mask.is_cpu:
         return _host_lengths(mask.numpy())
     if mask.dtype != torch.bool:
         if not ((mask == 0) | (mask == 1)).all():
@@ -127,7 +127,7 @@ def _sorted_neighbours(rows: np.ndarray, lengths: np.ndarray, G: int) -> tuple[n
     and the LCP of each sorted row with the one before it, ``(B, G)`` (column 0 is meaningless): the first
     mismatch, clamped to both lengths, found in chunks of rows (no sorted copy of the whole batch)."""
     B, T = rows.shape[0] // G, rows.shape[1]
-    order = rows.view(f"V{rows.itemsize * T}").reshape(B, G).argsort(-1)  # numpy compares void by memcmp
+    order = rows.view(_void(rows.itemsize * T)).reshape(B, G).argsort(-1)  # numpy compares void by memcmp
     order = (order if B == 1 else order + np.arange(0, B * G, G)[:, None]).ravel()
     ranked_len = lengths.reshape(B * G).take(order)
     previous = np.empty(B * G, dtype=np.int64)
@@ -163,6 +163,11 @@ def _lcp_host(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 @functools.lru_cache(maxsize=256)
+def _void(nbytes: int) -> np.dtype:
+    return np.dtype((np.void, nbytes))
+
+
+@functools.lru_cache(maxsize=256)
 def _lower(G: int) -> np.ndarray:
     """``[p, q]: q <= p``, shape ``(G, G)``."""
     return np.tri(G, dtype=bool)
@@ -191,7 +196,7 @@ def _batched_lcp(completion_ids: torch.Tensor, completion_mask: torch.Tensor, so
     each row sorted, as ``(B * G, G)``, all that sizes and weights need (a numpy array on a CPU)."""
     lengths = _lengths(completion_ids, completion_mask)
     B, G, T = completion_ids.shape if completion_ids.dim() == 3 else (1, *completion_ids.shape)
-    if completion_ids.device.type != "cpu":
+    if not completion_ids.is_cpu:
         if B * T == 0:
             return torch.zeros(B, G, G, dtype=torch.long, device=completion_ids.device)
         lcp = _lcp_device(completion_ids.view(B, G, T), lengths.view(B, G).to(completion_ids.device))
