@@ -164,6 +164,7 @@ def _lcp_host(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 @functools.lru_cache(maxsize=256)
 def _void(nbytes: int) -> np.dtype:
+    """An opaque dtype of ``nbytes`` bytes: a row seen as one value, which numpy compares with ``memcmp``."""
     return np.dtype((np.void, nbytes))
 
 
