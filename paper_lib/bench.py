@@ -361,6 +361,7 @@ def _step_clock(sections: dict[str, float], steps: list[dict]):
 def _bench_trainer(cfg: RunConfig, policy: Path, run_dir: Path, steps: list[dict]):
     from transformers.trainer_callback import ProgressCallback
     from transformers.trainer_utils import SaveStrategy
+    from transformers.utils.notebook import NotebookProgressCallback
 
     from paper_lib.provenance import seed_everything
     from paper_lib.runs import build_trainer
@@ -370,7 +371,8 @@ def _bench_trainer(cfg: RunConfig, policy: Path, run_dir: Path, steps: list[dict
     trainer.args.save_strategy = SaveStrategy.NO  # not even the final checkpoint of each train() call
     # Every completion runs to full length, so that both methods generate, score and train on the same tokens.
     trainer.generation_config.min_new_tokens = trainer.generation_kwargs["min_new_tokens"] = cfg.max_completion_length
-    for callback in [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]:
+    bars = (ProgressCallback, NotebookProgressCallback)  # a progress bar drawn inside the timed steps
+    for callback in [c for c in trainer.callback_handler.callbacks if isinstance(c, bars)]:
         trainer.remove_callback(callback)
     sections: dict[str, float] = defaultdict(float)
     _instrument(trainer, sections)
