@@ -150,7 +150,8 @@ def _lcp_host(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndar
     sorts the padded rows as raw bytes (a void dtype, ``memcmp``); that is such an order unless some completion is
     a strict prefix of another and its padding sorted it after that one (checked: then the padding is replaced by
     a value no token has, and the rows are sorted again). Row ``k`` of the result belongs to completion
-    ``rows[k]`` of the flattened ``(B * G)`` batch.
+    ``rows[k]`` of the flattened ``(B * G)`` batch. Equivalent to the pairwise first mismatch of
+    :func:`_lcp_device`, ``(ids[:, :, None] != ids[:, None]).argmax(-1)`` clamped to both lengths, in $O(G^2 T)$.
     """
     B, G, T = ids.shape
     order, ranked_len, previous = _sorted_neighbours(np.ascontiguousarray(ids).reshape(B * G, T), lengths, G)
