@@ -94,6 +94,12 @@ def test_realistic_rollouts_match_the_previous_kernel(G):
     assert torch.equal(pairwise_lcp(ids, mask), pairwise_lcp(ids.flip(0), mask.flip(0)).flip(0, 1))
 
 
+def test_long_rows_compared_in_many_chunks():
+    ids, mask = realistic_group(20, seed=9, mean_len=4000, len_sd=800)  # a few rows per chunk of neighbours
+    assert trie._PAIR_CHUNK // ids.shape[1] < 20 // 3  # at least three chunks
+    assert torch.equal(process_set_sizes(ids, mask), _device_route(ids, mask))
+
+
 def test_batched_equals_per_group():
     gen = torch.Generator().manual_seed(4)
     groups = [random_group(gen, 7, 12, 3) for _ in range(9)]
