@@ -96,7 +96,7 @@ def test_realistic_rollouts_match_the_previous_kernel(G):
 
 def test_long_rows_compared_in_many_chunks():
     ids, mask = realistic_group(20, seed=9, mean_len=4000, len_sd=800)  # a few rows per chunk of neighbours
-    assert trie._PAIR_CHUNK // ids.shape[1] < 20 // 3  # at least three chunks
+    assert trie._PAIR_CHUNK // ids.shape[1] <= 6  # at most 6 rows per chunk: at least 4 chunks
     assert torch.equal(process_set_sizes(ids, mask), _device_route(ids, mask))
 
 
