@@ -35,7 +35,7 @@ else
 ENV := $(VENV)/.paper_lib-checked
 endif
 
-.PHONY: setup setup-gpu preflight reproduce runs test test-slow test-all lab lint clean-smoke
+.PHONY: setup setup-gpu preflight reproduce runs bench test test-slow test-all lab lint clean-smoke
 
 # Stops within seconds, writing nothing, when the scale needs what this machine lacks (SCALE=paper: CUDA, hub).
 preflight: $(ENV)
@@ -86,6 +86,10 @@ test-slow: $(ENV)
 
 test-all: $(ENV)
 	$(PY) -m pytest -q
+
+# The process-set kernel against the authors' trie, and λ-GRPO's training-step overhead (notebook 06 does the same).
+bench: $(ENV)
+	$(PY) -m paper_lib.bench --scale $(SCALE) --results-dir $(RESULTS)
 
 lab: $(ENV)
 	$(VENV)/bin/jupyter lab $(NB_DIR)
