@@ -36,7 +36,8 @@ import torch
 from paper_lib.config import RunConfig
 from paper_lib.paper_numbers import OVERHEAD_S_PER_TOKEN
 from paper_lib.reference import authors_lambda_weights
-from paper_lib.trie import group_statistics, lambda_weights
+from paper_lib.tree import group_statistics
+from paper_lib.trie import lambda_weights
 
 __all__ = [
     "GROUP_SIZES",

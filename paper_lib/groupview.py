@@ -17,7 +17,8 @@ import torch
 
 from paper_lib.plots import ADVANTAGE_CMAP, node_values
 from paper_lib.prm import step_advantages, step_rewards
-from paper_lib.trie import ProcessTree, process_set_sizes
+from paper_lib.tree import ProcessTree
+from paper_lib.trie import process_set_sizes
 
 __all__ = ["group_html", "export_groups"]
 

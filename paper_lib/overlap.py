@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from paper_lib.trie import GROUP_STAT_NAMES, group_statistics
+from paper_lib.tree import GROUP_STAT_NAMES, group_statistics
 
 __all__ = ["word_problems", "sampled_group_statistics"]
 

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from paper_lib.groups import group_from_strings  # noqa: E402
 from paper_lib.prm import step_advantages, step_rewards  # noqa: E402
-from paper_lib.trie import ProcessTree  # noqa: E402
+from paper_lib.tree import ProcessTree  # noqa: E402
 
 __all__ = ["tree_layout", "draw_tree", "node_values", "fig1_process_tree", "fig_example_prm"]
 

@@ -11,7 +11,7 @@ import statistics
 import torch
 
 from paper_lib.prm import STD_EPS
-from paper_lib.trie import ProcessTree
+from paper_lib.tree import ProcessTree
 
 __all__ = [
     "sequences_of",

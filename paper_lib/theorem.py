@@ -17,7 +17,7 @@ from paper_lib.config import TheoremConfig
 from paper_lib.groups import random_group
 from paper_lib.losses import grpo_loss, lambda_grpo_loss, prm_loss
 from paper_lib.models import tiny_gpt2
-from paper_lib.trie import ProcessTree
+from paper_lib.tree import ProcessTree
 
 # |Δ| below this counts as equal: float64 round-off on O(10) gradients is ~1e-14.
 EXACT = 1e-9

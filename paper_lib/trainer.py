@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from paper_lib.trie import GROUP_STAT_NAMES, group_statistics, lambda_weights
+from paper_lib.tree import GROUP_STAT_NAMES, group_statistics
+from paper_lib.trie import lambda_weights
 
 __all__ = ["SUPPORTED_LOSS_TYPES", "LambdaGRPOConfig", "LambdaGRPOTrainer"]
 
