@@ -2,29 +2,31 @@ r"""Notebook 06: what λ-GRPO's weights cost (PAPER.md §3.2: 1.19e-7 and 1.21e-
 
 Three measurements, all in one process on this machine:
 
-1. **Kernel.** Seconds per completion token of :func:`paper_lib.trie.lambda_weights` against our re-implementation
-   of the authors' ``InfPRMTree`` (:func:`paper_lib.reference.authors_lambda_weights`, with a short fake prompt in
-   front, as the authors build the trie over prompt + completion), one group per call, on synthetic rollouts shaped
-   like sampled reasoning: ~2k tokens, a long opening shared by the whole group, then random branching
-   (:func:`realistic_group`). The two are timed in alternating blocks of calls, and each number is the median
-   block; the paper's figures are listed beside them, labelled as the paper's (other hardware, other data).
-2. **Training step.** Wall time of a λ-GRPO step over a GRPO step, same configuration and seed, the two trainers
-   trained alternately in rounds of a few steps (:func:`step_times`), for the tiny model and for SmolLM2-135M.
-3. **Breakdown.** Where one small-scale step goes: generation, rewards, forward + backward, optimizer, the λ
-   weights with the per-group statistics, logging, and the rest (:func:`fig_step_breakdown`).
+1. **Kernel** (this module). Seconds per completion token of :func:`paper_lib.trie.lambda_weights` against our
+   re-implementation of the authors' ``InfPRMTree`` (:func:`paper_lib.reference.authors_lambda_weights`, with a
+   short fake prompt in front, as the authors build the trie over prompt + completion), one group per call, on
+   synthetic rollouts shaped like sampled reasoning: ~2k tokens, a long opening shared by the whole group, then
+   random branching (:func:`realistic_group`). The two are timed in alternating blocks of calls, and each number
+   is the median block; the paper's figures are listed beside them, labelled as the paper's (other hardware, other
+   data). Also the peak memory of one call, in a fresh process (:func:`peak_extra_memory_mb`).
+2. **Training step** (:mod:`paper_lib.bench_steps`). Wall time of a λ-GRPO step over a GRPO step, same
+   configuration and seed, the two trainers trained alternately in rounds of a few steps (:func:`step_times`), for
+   the tiny model and for SmolLM2-135M.
+3. **Breakdown** (:mod:`paper_lib.bench_steps`). Where one small-scale step goes: generation, rewards, forward +
+   backward, optimizer, the λ weights with the per-group statistics, logging, and the rest
+   (:func:`fig_step_breakdown`).
 
+This module assembles ``table_overhead`` (:func:`overhead_table`) and is the entry point:
 ``python -m paper_lib.bench --scale small`` writes ``table_overhead`` and ``fig_step_breakdown``; ``--quick``
-shrinks every measurement to a smoke test.
+shrinks every measurement to a smoke test. The step functions notebook 06 calls are importable from here too.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,7 +35,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from paper_lib.config import RunConfig
+from paper_lib.bench_steps import (
+    breakdown,
+    fig_step_breakdown,
+    skipped_step_table,
+    step_table,
+    step_times,
+    torch_threads,
+)
 from paper_lib.paper_numbers import OVERHEAD_S_PER_TOKEN
 from paper_lib.reference import authors_lambda_weights
 from paper_lib.tree import group_statistics
@@ -50,20 +59,19 @@ __all__ = [
     "kernel_seconds_per_token",
     "kernel_table",
     "sharing_sweep",
-    "step_times",
-    "step_table",
-    "step_config",
     "overhead_table",
-    "breakdown",
-    "fig_step_breakdown",
     "run_bench",
     "machine",
     "save_bench",
     "main",
+    # from paper_lib.bench_steps, for notebook 06
+    "step_times",
+    "step_table",
+    "breakdown",
+    "fig_step_breakdown",
 ]
 
 GROUP_SIZES = (6, 36, 64)
-SECTIONS = ("generation", "rewards", "forward + backward", "optimizer", "λ weights + group stats", "logging", "other")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,20 +201,10 @@ def _authors(prompt_len: int):
     return functools.partial(authors_lambda_weights, prompt=prompt, dtype=torch.float32)
 
 
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def kernel_table(cfg: BenchConfig, sizes=GROUP_SIZES, T: int = 2048, seed: int = 0) -> pd.DataFrame:
     """Ours vs the authors' trie, s/token, one row per group size (single-threaded, as the authors' Python is)."""
     rows = []
-    with _threads(1):
+    with torch_threads(1):
         for G in sizes:
             groups = [realistic_group(G, seed=seed + k, mean_len=T) for k in range(cfg.kernel_groups)]
             for ids, mask in groups:  # the same weights, or the comparison means nothing
@@ -234,7 +232,7 @@ def sharing_sweep(cfg: BenchConfig, G: int = 6, openings=((0.0, 0.0), (0.3, 0.9)
     """Speed-up against the authors' trie as the shared opening grows (their trie pays per shared token and per
     group member, ours per token): one row per ``opening`` range (a fraction of the mean length)."""
     rows = []
-    with _threads(1):
+    with torch_threads(1):
         for lo, hi in openings:
             groups = [realistic_group(G, seed=k, mean_len=T, opening=(lo, hi)) for k in range(cfg.kernel_groups)]
             s = compare_kernels({"ours": _ours, "authors": _authors(cfg.prompt_len)}, groups, cfg.kernel_repeats,
@@ -296,179 +294,13 @@ def peak_extra_memory_mb(fn: str = "lambda_weights", G: int = 64, T: int = 16384
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Training steps: λ-GRPO against GRPO, and where a step goes
-
-WEIGHTS = "λ weights + group stats"
-
-
-def step_config(model: str = "tiny-qwen2", method: str = "lambda_grpo", steps: int = 3) -> RunConfig:
-    """The run measured: the training experiment's shape (arithmetic, G = 6, 4 prompts per step, 16 new tokens for
-    the tiny model; 1 prompt and 32 tokens for SmolLM2-135M), from the untrained policy (timing needs no warm
-    start), no validation, no checkpoints."""
-    big = model != "tiny-qwen2"
-    return RunConfig(name=f"bench_{model}_{method}", task="arithmetic", model=model, method=method, group_size=6,
-                     prompts_per_step=1 if big else 4, max_completion_length=32 if big else 16, max_steps=steps,
-                     learning_rate=1e-4, warm_start_steps=0, train_size=200, val_size=8, eval_every=0,
-                     save_every=10**6, completions_every=0)  # fmt: skip
-
-
-def _instrument(trainer, sections: dict[str, float]) -> None:
-    """Add the time spent in each part of a step to ``sections`` (instance attributes shadow the class's methods)."""
-
-    def timed(name: str, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                sections[name] += time.perf_counter() - start
-
-        return wrapper
-
-    for attr, name in (("_generate", "generation"), ("_calculate_rewards", "rewards"),
-                       ("_gathered_weights_and_stats", WEIGHTS), ("_record_group_stats", WEIGHTS),
-                       ("compute_loss", "forward + backward"), ("log", "logging")):  # fmt: skip
-        setattr(trainer, attr, timed(name, getattr(trainer, attr)))
-    trainer.accelerator.backward = timed("forward + backward", trainer.accelerator.backward)
-
-
-def _step_clock(sections: dict[str, float], steps: list[dict]):
-    """A callback that closes a step when the next one begins (so the step's logging is inside it) and times the
-    optimizer. Of each ``train()`` call it keeps neither the first step (set-up of the call) nor the last one
-    (nothing closes it)."""
-    from transformers import TrainerCallback
-
-    class StepClock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.began, self.index = None, 0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            now = time.perf_counter()
-            if self.began is not None and self.index > 1:
-                steps.append({"total": now - self.began, **sections})
-            sections.clear()
-            self.began, self.index = now, self.index + 1
-
-        def on_pre_optimizer_step(self, args, state, control, **kwargs):
-            self.optimizer_began = time.perf_counter()
-
-        def on_optimizer_step(self, args, state, control, **kwargs):
-            sections["optimizer"] += time.perf_counter() - self.optimizer_began
-
-    return StepClock()
-
-
-def _bench_trainer(cfg: RunConfig, policy: Path, run_dir: Path, steps: list[dict]):
-    from transformers.trainer_callback import ProgressCallback
-    from transformers.trainer_utils import SaveStrategy
-    from transformers.utils.notebook import NotebookProgressCallback
-
-    from paper_lib.provenance import seed_everything
-    from paper_lib.runs import build_trainer
-
-    seed_everything(cfg.seed)
-    trainer = build_trainer(cfg, policy, run_dir)
-    trainer.args.save_strategy = SaveStrategy.NO  # not even the final checkpoint of each train() call
-    # Every completion runs to full length, so that both methods generate, score and train on the same tokens.
-    trainer.generation_config.min_new_tokens = trainer.generation_kwargs["min_new_tokens"] = cfg.max_completion_length
-    bars = (ProgressCallback, NotebookProgressCallback)  # a progress bar drawn inside the timed steps
-    for callback in [c for c in trainer.callback_handler.callbacks if isinstance(c, bars)]:
-        trainer.remove_callback(callback)
-    sections: dict[str, float] = defaultdict(float)
-    _instrument(trainer, sections)
-    trainer.add_callback(_step_clock(sections, steps))
-    return trainer
-
-
-def step_times(model: str = "tiny-qwen2", rounds: int = 10, steps_per_round: int = 5, scale: str = "small",
-               results_dir: Path | str | None = None, cache: Path | str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Per-step wall time, and its parts, of GRPO and λ-GRPO trained alternately in one process.
-
-    Both trainers start from the same policy with the same seed. Each round trains GRPO for ``steps_per_round``
-    steps, then λ-GRPO (the order flips every round, so drift hits both); round 0 is a warm-up and is not
-    recorded, nor are the first and last step of a round (:func:`_step_clock`). One torch thread, as the
-    experiments' workers (two threads on two busy cores stall on each other). One row per recorded step:
-    ``method``, ``round``, ``total`` and one column per part in :data:`SECTIONS` (``other`` = the rest).
-    """
-    from paper_lib.paths import results_dir as results_dir_of
-    from paper_lib.runs import prepare_policy
-
-    cache = Path(cache) if cache else results_dir_of(scale, results_dir) / "runs" / "_warmstart"  # git-ignored
-    methods = ("grpo", "lambda_grpo")
-    cfgs = {m: step_config(model, m, steps_per_round) for m in methods}
-    policy = prepare_policy(cfgs["grpo"], cache)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp, _threads(1):  # as the experiments' workers; no oversubscription
-        recorded = {m: [] for m in methods}
-        trainers = {m: _bench_trainer(cfgs[m], policy, Path(tmp) / m, recorded[m]) for m in methods}
-        for r in range(rounds + 1):
-            for m in methods if r % 2 == 0 else methods[::-1]:
-                before = len(recorded[m])
-                trainers[m].train()
-                rows += [{"method": m, "round": r, **s} for s in recorded[m][before:] if r > 0]
-    df = pd.DataFrame(rows).fillna(0.0)
-    for name in SECTIONS[:-1]:
-        df[name] = df.get(name, 0.0)
-    df["other"] = df["total"] - df[list(SECTIONS[:-1])].sum(axis=1)
-    df.insert(0, "model", model)
-    return df[["model", "method", "round", "total", *SECTIONS]]
-
-
-def step_table(steps: pd.DataFrame) -> pd.DataFrame:
-    """λ-GRPO / GRPO step time per model (medians over the recorded steps), as rows of ``table_overhead``."""
-    rows = []
-    for model, df in steps.groupby("model", sort=False):
-        med = df.groupby("method")["total"].median()
-        lam = df[df.method == "lambda_grpo"]
-        share = float((lam[WEIGHTS] / lam["total"]).median())
-        note = (f"median of {len(lam)} steps each, interleaved rounds; reference: GRPO; λ weights + group stats: "
-                f"{100 * share:.2f}% of a λ-GRPO step (both methods compute them)")  # fmt: skip
-        rows.append({"measure": "training step, s (ratio: λ-GRPO ÷ GRPO)", "setting": model,
-                     "ours": med["lambda_grpo"], "reference": med["grpo"], "ratio": med["lambda_grpo"] / med["grpo"],
-                     "paper": float("nan"), "note": note})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def _skipped(model: str, why: str) -> pd.DataFrame:
-    nan = float("nan")
-    return pd.DataFrame([{"measure": "training step, s (ratio: λ-GRPO ÷ GRPO)", "setting": model, "ours": nan,
-                          "reference": nan, "ratio": nan, "paper": nan, "note": f"not measured: {why}"}])  # fmt: skip
+# The table: kernel rows, then the step ratios of bench_steps
 
 
 def overhead_table(kernels: pd.DataFrame, steps: pd.DataFrame, skipped: dict[str, str] | None = None) -> pd.DataFrame:
     """``table_overhead``: the kernel rows, then one step-ratio row per model (``skipped``: model -> reason)."""
-    parts = [kernels, step_table(steps)] + [_skipped(m, why) for m, why in (skipped or {}).items()]
+    parts = [kernels, step_table(steps)] + [skipped_step_table(m, why) for m, why in (skipped or {}).items()]
     return pd.concat([p for p in parts if len(p)], ignore_index=True)
-
-
-def breakdown(steps: pd.DataFrame, model: str = "tiny-qwen2") -> pd.DataFrame:
-    """Mean seconds per part of a step, one row per method (the data of :func:`fig_step_breakdown`)."""
-    df = steps[steps.model == model].groupby("method", sort=False)[list(SECTIONS) + ["total"]].mean()
-    return df.rename(index={"grpo": "GRPO", "lambda_grpo": "λ-GRPO"})
-
-
-def fig_step_breakdown(parts: pd.DataFrame, title: str = ""):
-    """Stacked horizontal bars: where the time of one training step goes, per method, in milliseconds."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 2.2))
-    left = pd.Series(0.0, index=parts.index)
-    colours = plt.get_cmap("tab10").colors
-    for k, name in enumerate(SECTIONS):
-        ms = 1e3 * parts[name]
-        ax.barh(parts.index, ms, left=left, color=colours[k], label=name)
-        left += ms
-    for y, (label, total) in enumerate((1e3 * parts["total"]).items()):
-        share = 100 * parts.loc[label, WEIGHTS] / parts.loc[label, "total"]
-        ax.text(total, y, f" {total:.1f} ms ({share:.1f}% λ weights + stats)", va="center", fontsize=8)
-    ax.set_xlabel("milliseconds per step (mean)")
-    ax.set_xlim(0, 1.45e3 * parts["total"].max())
-    ax.invert_yaxis()
-    ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-r"""Paper-scale data, prompts, scoring and benchmark evaluation (PAPER.md §4.1, §7).
+r"""Paper-scale data, prompts and scoring (PAPER.md §4.1, §7).
 
 - **Sources.** OpenRS (``knoveleng/open-rs``) for training and validation, and the five benchmarks of Table 2 with
   the hub ids, splits and columns that OpenRS's own evaluation uses (:data:`BENCHMARKS`). :func:`load_source` is the
@@ -12,33 +12,23 @@ r"""Paper-scale data, prompts, scoring and benchmark evaluation (PAPER.md §4.1,
 
   1. **An unparsable gold answer scores None, not 1.** The authors return ``True`` ("to skip this example").
      In training both give the whole group the same reward, so the advantages are 0 either way (TRL treats None as
-     unscorable), but in validation and evaluation 1 would inflate accuracy. :func:`evaluate_benchmarks` reports
-     such items separately (``n_unscorable``) and scores accuracy over the scorable ones, with the authors'
-     convention alongside (``accuracy_unscorable_as_correct``).
+     unscorable), but in validation and evaluation 1 would inflate accuracy.
+     :func:`paper_lib.paper_eval.evaluate_benchmarks` reports such items separately (``n_unscorable``) and scores
+     accuracy over the scorable ones, with the authors' convention alongside (``accuracy_unscorable_as_correct``).
   2. **Only the completion is scored.** The authors decode prompt + completion; the system prompt's empty
      ``\boxed{}`` parses to nothing, but LaTeX in the problem could be picked up when the completion has no box.
 
-- **Evaluation.** :func:`evaluate_benchmarks`: greedy, with the boxed stop (:mod:`paper_lib.boxed`), on vLLM when it
-  is importable and CUDA is present, on HF ``generate`` otherwise; per-item JSONL and accuracy ± SEM (ddof = 1).
-  ``python -m paper_lib.paper_data evaluate --model PATH --out DIR`` runs it from the shell.
+- **Evaluation** on these benchmarks lives in :mod:`paper_lib.paper_eval`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import os
 import random
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
-
-from paper_lib import boxed
-from paper_lib.evaluate import accuracy_sem
 
 __all__ = [
     "BENCHMARKS",
@@ -48,7 +38,6 @@ __all__ = [
     "SYSTEM_PROMPT",
     "MathSource",
     "chat_messages",
-    "evaluate_benchmarks",
     "load_benchmarks",
     "load_openrs",
     "load_source",
@@ -280,169 +269,3 @@ def math_accuracy_reward(completions, gold, gold_extraction=None, **kwargs) -> l
         raise ValueError(f"gold has {len(gold)} entries for {len(completions)} completions")
     extraction = gold_extraction or ["latex"] * len(completions)
     return [score_completion(c, g, e) for c, g, e in zip(completions, gold, extraction)]
-
-
-# -- evaluation ----------------------------------------------------------------------------------------------------
-def resolve_engine(engine: str, model) -> str:
-    """``"vllm"`` or ``"hf"``; ``"auto"`` picks vLLM when it is installed, CUDA is present and ``model`` is a path."""
-    if engine not in ("auto", "vllm", "hf"):
-        raise ValueError(f"engine must be 'auto', 'vllm' or 'hf', got {engine!r}")
-    if engine == "vllm" and not isinstance(model, str | Path):
-        raise ValueError("engine='vllm' loads the model itself: pass a path or hub id, not a model object")
-    if engine != "auto":
-        return engine
-    import torch
-
-    vllm_ok = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
-    return "vllm" if vllm_ok and isinstance(model, str | Path) else "hf"
-
-
-def _hf_generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int, stop: bool):
-    """Greedy HF ``generate`` in left-padded batches; each completion up to and including its first EOS."""
-    import torch
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = {tokenizer.eos_token_id}
-    was_training, out = model.training, []
-    model.eval()
-    try:
-        for start in range(0, len(prompts), batch_size):
-            batch = prompts[start : start + batch_size]
-            width = max(len(p) for p in batch)
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=model.device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=model.device)
-            extra = {"logits_processor": boxed.boxed_logits_processor(tokenizer)} if stop else {}
-            with torch.no_grad():
-                generated = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                           max_new_tokens=max_new_tokens, pad_token_id=pad, **extra)  # fmt: skip
-            for row in generated[:, width:].tolist():
-                cut = next((k + 1 for k, t in enumerate(row) if t in eos), len(row))
-                out.append(row[:cut])
-    finally:
-        model.train(was_training)
-    return out
-
-
-def _vllm_generate(model: str, prompts: list[list[int]], max_new_tokens: int, seed: int) -> list[list[int]]:
-    """Greedy vLLM generation from token ids (only on CUDA machines with ``requirements-gpu.txt``)."""
-    from vllm import LLM, SamplingParams
-
-    llm = LLM(model=str(model), seed=seed)
-    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-    outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
-    return [list(o.outputs[0].token_ids) for o in outputs]
-
-
-def _load_hf_model(model, dtype: str):
-    if not isinstance(model, str | Path):
-        return model
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return AutoModelForCausalLM.from_pretrained(str(model), dtype=getattr(torch, dtype)).to(device)
-
-
-def _item_rows(name: str, dataset: Dataset, completions: list[list[int]], tokenizer, stop: bool, max_new: int):
-    """Per item: the (box-truncated) completion, its score, and whether the boxed stop ended it."""
-    text, eos, rows = boxed.token_text(tokenizer), tokenizer.eos_token_id, []
-    for index, (item, ids) in enumerate(zip(dataset, completions)):
-        stopped = False
-        if stop:
-            ids, _, stopped = boxed.truncate_ids(ids, text, eos_token_id=eos, max_tokens=max_new)
-        completion = tokenizer.decode(ids, skip_special_tokens=True)
-        score = score_completion(completion, item["gold"], item["gold_extraction"])
-        rows.append({"benchmark": name, "index": index, "id": item["id"], "problem": item["problem"],
-                     "gold": item["gold"], "completion": completion, "n_tokens": len(ids),
-                     "stopped_at_box": stopped, "score": score})  # fmt: skip
-    return rows
-
-
-def _summary(rows: list[dict]) -> dict:
-    scored = [r["score"] for r in rows if r["score"] is not None]
-    accuracy, sem = accuracy_sem(scored)
-    unscorable = len(rows) - len(scored)
-    as_correct = (sum(scored) + unscorable) / len(rows) if rows else float("nan")
-    return {"n": len(rows), "n_scored": len(scored), "n_unscorable": unscorable, "accuracy": accuracy, "sem": sem,
-            "accuracy_unscorable_as_correct": as_correct,
-            "stopped_at_box": sum(r["stopped_at_box"] for r in rows)}  # fmt: skip
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def evaluate_benchmarks(
-    model,
-    tokenizer,
-    benchmarks: Mapping[str, Dataset],
-    out_dir: str | Path,
-    *,
-    max_new_tokens: int = 4096,
-    engine: str = "auto",
-    batch_size: int = 16,
-    boxed_stop: bool = True,
-    system_prompt: str | None = SYSTEM_PROMPT,
-    chat_template_kwargs: Mapping | None = None,
-    dtype: str = "bfloat16",
-    seed: int = 0,
-) -> dict[str, dict]:
-    """Greedy accuracy ± SEM (ddof = 1) on each benchmark; writes ``<name>.jsonl`` per item and ``summary.json``.
-
-    Args:
-        model: a model object (HF path), or a path / hub id (loaded by vLLM, or by transformers in ``dtype``).
-        benchmarks: standardised data sets (:func:`load_benchmarks`), by name.
-        max_new_tokens: 4096 as in training (PAPER.md §4.2; the paper does not state test-time decoding, §4.1).
-        boxed_stop: end each completion once its first ``\\boxed{…}`` closes, as the authors' validation does.
-
-    Returns:
-        ``{name: summary}`` plus ``"average"``, the mean of the benchmarks' accuracies (Table 2's Avg.).
-    """
-    engine = resolve_engine(engine, model)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    hf_model = _load_hf_model(model, dtype) if engine == "hf" else None
-    summary = {}
-    for name, dataset in benchmarks.items():
-        prompts = [prompt_ids(tokenizer, p, system_prompt, **(chat_template_kwargs or {})) for p in dataset["problem"]]
-        if engine == "hf":
-            completions = _hf_generate(hf_model, tokenizer, prompts, max_new_tokens, batch_size, boxed_stop)
-        else:
-            completions = _vllm_generate(model, prompts, max_new_tokens, seed)
-        rows = _item_rows(name, dataset, completions, tokenizer, boxed_stop, max_new_tokens)
-        _write_atomic(out / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        summary[name] = _summary(rows) | {"engine": engine, "max_new_tokens": max_new_tokens}
-    accuracies = [s["accuracy"] for s in summary.values()]
-    summary["average"] = {"accuracy": sum(accuracies) / len(accuracies) if accuracies else float("nan")}
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate a model on the paper's five benchmarks (Table 2).")
-    parser.add_argument("command", choices=["evaluate"])
-    parser.add_argument("--model", required=True, help="checkpoint folder or hub id")
-    parser.add_argument("--tokenizer", default=None, help="default: --model")
-    parser.add_argument("--out", required=True, help="folder for <benchmark>.jsonl and summary.json")
-    parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES), choices=BENCHMARK_NAMES)
-    parser.add_argument("--data-dir", default=None, help="local <benchmark>.jsonl files instead of the hub")
-    parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "hf"])
-    parser.add_argument("--max-new-tokens", type=int, default=4096)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--llama-date", action="store_true", help=f"fix Llama's date_string to {LLAMA_DATE_STRING}")
-    args = parser.parse_args(argv)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model, padding_side="left")
-    kwargs = {"date_string": LLAMA_DATE_STRING} if args.llama_date else None
-    summary = evaluate_benchmarks(args.model, tokenizer, load_benchmarks(args.benchmarks, args.data_dir), args.out,
-                                  max_new_tokens=args.max_new_tokens, engine=args.engine, batch_size=args.batch_size,
-                                  chat_template_kwargs=kwargs)  # fmt: skip
-    print(json.dumps(summary, indent=2, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

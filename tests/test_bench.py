@@ -1,4 +1,5 @@
-"""The overhead benchmark (notebook 06): rollouts, kernel timing, step timing, the table and the figure."""
+"""The overhead benchmark (notebook 06): rollouts, kernel timing (bench), step timing (bench_steps), the table and
+the figure."""
 
 import math
 
@@ -6,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from paper_lib import bench
+from paper_lib import bench, bench_steps
 from paper_lib.reference import authors_lambda_weights
 from paper_lib.trie import check_group, group_statistics, lambda_weights
 
@@ -46,7 +47,7 @@ def _fake_steps(model="tiny-qwen2"):
     rows = []
     for method, scale in (("grpo", 1.0), ("lambda_grpo", 1.01)):
         for r in range(2):
-            parts = {name: 0.01 * scale * (k + 1) for k, name in enumerate(bench.SECTIONS)}
+            parts = {name: 0.01 * scale * (k + 1) for k, name in enumerate(bench_steps.SECTIONS)}
             rows.append({"model": model, "method": method, "round": r, "total": sum(parts.values()), **parts})
     return pd.DataFrame(rows)
 
@@ -58,8 +59,8 @@ def test_overhead_table_breakdown_and_figure(tmp_path):
     step = table[table.setting == "tiny-qwen2"].iloc[0]
     assert step.ratio == pytest.approx(1.01) and "λ weights + group stats" in step.note
     assert math.isnan(table[table.setting == "smollm2-135m"].ratio.iloc[0])
-    parts = bench.breakdown(_fake_steps())
-    assert parts.index.tolist() == ["GRPO", "λ-GRPO"] and list(parts.columns) == [*bench.SECTIONS, "total"]
+    parts = bench_steps.breakdown(_fake_steps())
+    assert parts.index.tolist() == ["GRPO", "λ-GRPO"] and list(parts.columns) == [*bench_steps.SECTIONS, "total"]
     files = bench.save_bench({"table": table, "breakdown": parts}, "smoke", tmp_path)
     assert [f.name for f in files] == [
         "table_overhead.csv", "table_overhead.md", "fig_step_breakdown.pdf", "fig_step_breakdown.png",
@@ -68,18 +69,19 @@ def test_overhead_table_breakdown_and_figure(tmp_path):
 
 
 def test_step_times_on_the_tiny_model(tmp_path):
-    steps = bench.step_times("tiny-qwen2", rounds=1, steps_per_round=3, cache=tmp_path / "cache")
+    steps = bench_steps.step_times("tiny-qwen2", rounds=1, steps_per_round=3, cache=tmp_path / "cache")
     assert "logical CPUs" in bench.machine()
-    assert list(steps.columns) == ["model", "method", "round", "total", *bench.SECTIONS]
+    assert list(steps.columns) == ["model", "method", "round", "total", *bench_steps.SECTIONS]
     assert sorted(steps.method) == ["grpo", "lambda_grpo"]  # one recorded step each
-    assert (steps[list(bench.SECTIONS[:-1])] >= 0).all().all() and (steps.total > 0).all()
-    assert (steps["generation"] > 0).all() and (steps[bench.WEIGHTS] > 0).all()
-    assert (steps[list(bench.SECTIONS)].sum(axis=1) - steps.total).abs().max() < 1e-9
-    table = bench.step_table(steps)
+    assert (steps[list(bench_steps.SECTIONS[:-1])] >= 0).all().all() and (steps.total > 0).all()
+    assert (steps["generation"] > 0).all() and (steps[bench_steps.WEIGHTS] > 0).all()
+    assert (steps[list(bench_steps.SECTIONS)].sum(axis=1) - steps.total).abs().max() < 1e-9
+    table = bench_steps.step_table(steps)
     assert list(table.columns) == COLUMNS and table.ratio.iloc[0] > 0
 
 
 def test_bench_config_scales():
     assert not bench.bench_config("smoke").smollm2 and bench.bench_config("small").smollm2
+    assert bench.step_times is bench_steps.step_times and bench.breakdown is bench_steps.breakdown  # notebook 06
     with pytest.raises(ValueError, match="scale"):
         bench.bench_config("huge")

@@ -14,7 +14,7 @@ from conftest import REPO
 from datasets import Dataset
 from datasets.utils.logging import disable_progress_bar
 
-from paper_lib import boxed, paper_data, preflight
+from paper_lib import boxed, paper_data, paper_eval, preflight
 from paper_lib import config as C
 from paper_lib.boxed import BoxScanner, first_box_end, truncate_ids, truncate_text
 
@@ -424,8 +424,8 @@ def _read(path):
 def test_hf_evaluation_structure_and_determinism(tok, random_model, tmp_path):
     data = paper_data.load_benchmarks(data_dir=FIXTURES, cache_dir=str(tmp_path / "cache"))
     kwargs = {"max_new_tokens": 6, "engine": "hf", "batch_size": 4}
-    summary = paper_data.evaluate_benchmarks(random_model, tok, data, tmp_path / "a", **kwargs)
-    paper_data.evaluate_benchmarks(random_model, tok, data, tmp_path / "b", **kwargs)
+    summary = paper_eval.evaluate_benchmarks(random_model, tok, data, tmp_path / "a", **kwargs)
+    paper_eval.evaluate_benchmarks(random_model, tok, data, tmp_path / "b", **kwargs)
     for name in paper_data.BENCHMARK_NAMES:
         a, b = (tmp_path / d / f"{name}.jsonl" for d in "ab")
         assert a.read_bytes() == b.read_bytes()  # greedy: identical outputs
@@ -451,8 +451,8 @@ def _stop_data():
 
 def test_evaluation_applies_the_boxed_stop(tok, tmp_path):
     model = scripted_model(tok)
-    on = paper_data.evaluate_benchmarks(model, tok, _stop_data(), tmp_path / "on", max_new_tokens=20, engine="hf")
-    off = paper_data.evaluate_benchmarks(model, tok, _stop_data(), tmp_path / "off", max_new_tokens=20, engine="hf",
+    on = paper_eval.evaluate_benchmarks(model, tok, _stop_data(), tmp_path / "on", max_new_tokens=20, engine="hf")
+    off = paper_eval.evaluate_benchmarks(model, tok, _stop_data(), tmp_path / "off", max_new_tokens=20, engine="hf",
                                          boxed_stop=False)  # fmt: skip
     rows_on, rows_off = _read(tmp_path / "on" / "toy.jsonl"), _read(tmp_path / "off" / "toy.jsonl")
     assert [r["completion"] for r in rows_on] == ["\\boxed{1}"] * 3
@@ -486,7 +486,7 @@ def test_vllm_path_with_a_stand_in_engine(tok, monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
     data = {"toy": _stop_data()["toy"].select([0, 1])}
-    summary = paper_data.evaluate_benchmarks("some/model", tok, data, tmp_path, max_new_tokens=50, engine="vllm")
+    summary = paper_eval.evaluate_benchmarks("some/model", tok, data, tmp_path, max_new_tokens=50, engine="vllm")
     assert calls["llm"] == ("some/model", 0) and calls["params"] == {"temperature": 0.0, "max_tokens": 50}
     assert calls["prompts"] == [{"prompt_token_ids": paper_data.prompt_ids(tok, p)} for p in ("a", "b")]
     rows = _read(tmp_path / "toy.jsonl")
@@ -497,12 +497,12 @@ def test_engine_choice():
     import importlib.util
 
     has_vllm = torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
-    assert paper_data.resolve_engine("auto", "path") == ("vllm" if has_vllm else "hf")
-    assert paper_data.resolve_engine("auto", object()) == "hf"
+    assert paper_eval.resolve_engine("auto", "path") == ("vllm" if has_vllm else "hf")
+    assert paper_eval.resolve_engine("auto", object()) == "hf"
     with pytest.raises(ValueError, match="pass a path or hub id"):
-        paper_data.resolve_engine("vllm", object())
+        paper_eval.resolve_engine("vllm", object())
     with pytest.raises(ValueError, match="engine must be"):
-        paper_data.resolve_engine("sglang", "path")
+        paper_eval.resolve_engine("sglang", "path")
 
 
 # == 5. preflight ==================================================================================================
