@@ -4,15 +4,26 @@
 #   make test | make test-slow                  fast tier (default) | notebooks at SCALE=smoke, subprocess runs
 #   make lab                                    JupyterLab on notebooks/
 #   VENV=/path/to/env                           use an existing environment as it is (no set-up)
+#   SCALE=paper [SET="use_vllm=true …"] [LAUNCH="$(VENV)/bin/accelerate launch --config_file configs/accelerate/ddp.yaml"]
+#                                               the paper's runs: preset switches for every run, multi-GPU launcher
 .DELETE_ON_ERROR:
 .SUFFIXES:
 SHELL := /bin/bash
 
 SCALE ?= small
-JOBS ?= 2
 VENV ?= .venv
 BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
+# CPU scales: JOBS worker processes share the runs. Paper scale: one run at a time, on every GPU of LAUNCH (a plain
+# python process by default; `accelerate launch …` for several GPUs), with SET's FIELD=VALUE preset switches.
+ifeq ($(SCALE),paper)
+JOBS ?= 1
+else
+JOBS ?= 2
+endif
+LAUNCH ?= $(PY)
+SET ?=
+SETS := $(foreach s,$(SET),--set $(s))
 NB_DIR ?= notebooks
 EXEC ?= results/executed/$(SCALE)
 RESULTS ?= $(CURDIR)/results/$(SCALE)
@@ -39,7 +50,7 @@ endif
 
 # Stops within seconds, writing nothing, when the scale needs what this machine lacks (SCALE=paper: CUDA, hub).
 preflight: $(ENV)
-	$(PY) -m paper_lib.preflight --scale $(SCALE)
+	$(PY) -m paper_lib.preflight --scale $(SCALE) $(SETS)
 
 # The GPU environment for SCALE=paper (vLLM, PEFT, DeepSpeed): a separate venv; use it with VENV=.venv-gpu.
 setup-gpu:
@@ -67,7 +78,7 @@ reproduce: $(ENV) runs $(EXECUTED)
 # Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
 # redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
 runs: $(ENV) preflight
-	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS)
+	$(LAUNCH) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS)
 
 # A notebook runs into a .partial copy that is renamed only when every cell succeeded. Notebooks run after `runs`
 # (order-only: a rerun that trained nothing does not force them), in name order.

@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from paper_lib.config import RunConfig
+from paper_lib.paper_config import PaperPreset, paper_presets
 from paper_lib.paths import SCALES, results_dir
 
 __all__ = ["EXPERIMENTS", "experiment_runs", "runs_root", "DEPARTURES", "main"]
@@ -102,10 +103,29 @@ def _training(scale: str, betas, loss_type: str) -> list[tuple[str, RunConfig]]:
     return out
 
 
-def experiment_runs(name: str, scale: str) -> list[tuple[str, RunConfig]]:
-    """``(run name, RunConfig)`` for one experiment at one scale."""
+# At the paper scale each experiment is the paper's own runs (paper_lib.config presets, PAPER.md §4). The
+# normalisation ablation is not run there by default: the presets already use the authors' per-sequence loss, and
+# the token-level arm (`--set loss_type=dapo`) would add hundreds of GPU-hours (PAPER.md §10).
+_PAPER = {
+    "toy": lambda **sw: paper_presets("toy", **sw),
+    "toy_high_lr": lambda **sw: paper_presets("toy", **({"learning_rate": 5e-5} | sw)),  # PAPER.md §4.3 footnote
+    "process_sets": lambda **sw: paper_presets("overlap", **sw),
+    "training": lambda **sw: paper_presets("downstream", **sw),
+    "norm_ablation": lambda **sw: [],
+}
+
+
+def experiment_runs(name: str, scale: str, **switches) -> list[tuple[str, RunConfig | PaperPreset]]:
+    """``(run name, RunConfig)`` for one experiment at one scale (``PaperPreset`` at the paper scale, where
+    ``switches`` override preset fields in every run, e.g. ``use_vllm=True``)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {list(EXPERIMENTS)}")
+    if scale == "paper":
+        return [(p.name, p) for p in _PAPER[name](**switches)]
+    if switches:
+        raise ValueError(f"preset switches {sorted(switches)} apply to the paper scale only, not {scale!r}")
     if name == "toy":
         return _toy(scale, 1e-3, ("grpo", "lambda_grpo", "scaled_grpo"))
     if name == "toy_high_lr":
@@ -119,55 +139,91 @@ def experiment_runs(name: str, scale: str) -> list[tuple[str, RunConfig]]:
     raise ValueError(f"unknown experiment {name!r}; known: {list(EXPERIMENTS)}")
 
 
-def _smoke(cfg: RunConfig) -> RunConfig:
+def _smoke(cfg: RunConfig | PaperPreset) -> RunConfig | PaperPreset:
     """Smoke runs: a short warm start and small data, the same code path."""
-    if cfg.task != "arithmetic":
+    if not isinstance(cfg, RunConfig) or cfg.task != "arithmetic":
         return cfg
     return dataclasses.replace(cfg, warm_start_steps=20, train_size=120, val_size=16)
 
 
 # -- running -------------------------------------------------------------------------------------------------------
-def _all_units(scale: str, names) -> list[tuple[str, str]]:
-    return [(exp, run) for exp in names for run, _ in experiment_runs(exp, scale)]
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What every worker trains from: the scale, the results folder and (paper scale) the preset switches."""
+
+    scale: str
+    root: Path | None = None
+    sets: tuple[str, ...] = ()  # FIELD=VALUE, as given to --set
+
+    def runs(self, name: str) -> list[tuple[str, RunConfig | PaperPreset]]:
+        from paper_lib.paper_runs import parse_switch
+
+        return experiment_runs(name, self.scale, **dict(parse_switch(s) for s in self.sets))
+
+    def units(self, names) -> list[tuple[str, str]]:
+        return [(exp, run) for exp in names for run, _ in self.runs(exp)]
+
+    def argv(self) -> list[str]:
+        return ["--scale", self.scale, *(["--root", str(self.root)] if self.root else []),
+                *(a for s in self.sets for a in ("--set", s))]  # fmt: skip
 
 
-def _run_units(scale: str, units: list[tuple[str, str]], root: Path | None) -> int:
+def _run_units(plan: _Plan, units: list[tuple[str, str]]) -> int:
     """Train the given runs in this process, one after another; a failing run does not stop the others.
 
-    One thread per process: tiny models gain nothing from more, two workers on two cores do not oversubscribe, and
-    the results do not depend on ``--jobs`` (the reduction order of a matmul can depend on the thread count).
+    CPU scales run one thread per process: tiny models gain nothing from more, two workers on two cores do not
+    oversubscribe, and the results do not depend on ``--jobs`` (a matmul's reduction order can depend on the thread
+    count). Held-out evaluation follows once every run has trained (at the paper scale on rank 0 only, so the
+    other ranks of an ``accelerate launch`` are not left waiting inside a collective).
     """
     import torch
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(1)
-    from paper_lib.downstream import evaluate_run
     from paper_lib.runs import run
 
-    configs = {(exp, r): c for exp in {e for e, _ in units} for r, c in experiment_runs(exp, scale)}
-    failed = 0
-    for exp, name in tqdm(units, desc=f"runs ({scale})"):
-        cfg = configs[(exp, name)]
-        cfg = _smoke(cfg) if scale == "smoke" else cfg
+    if plan.scale != "paper":
+        torch.set_num_threads(1)
+    configs = {(exp, r): c for exp in {e for e, _ in units} for r, c in plan.runs(exp)}
+    failed, trained, warmstart = 0, [], runs_root(plan.scale, plan.root) / "_warmstart"
+    for exp, name in tqdm(units, desc=f"runs ({plan.scale})"):
+        cfg = _smoke(configs[(exp, name)]) if plan.scale == "smoke" else configs[(exp, name)]
         try:
-            run_dir = run(cfg, runs_root(scale, root) / exp, cache=runs_root(scale, root) / "_warmstart")
-            if exp in ("training", "norm_ablation"):
-                evaluate_run(cfg, run_dir, runs_root(scale, root) / "_warmstart")
+            trained.append((exp, cfg, run(cfg, runs_root(plan.scale, plan.root) / exp, cache=warmstart)))
         except Exception:  # noqa: BLE001 - one run's failure must not stop the others; it is reported
             failed += 1
             log.error("run %s/%s failed:\n%s", exp, name, traceback.format_exc())
+    for exp, cfg, run_dir in tqdm(trained, desc=f"held-out evaluation ({plan.scale})"):
+        try:
+            _evaluate(exp, cfg, run_dir, warmstart)
+        except Exception:  # noqa: BLE001 - as above
+            failed += 1
+            log.error("evaluation of %s/%s failed:\n%s", exp, cfg.name, traceback.format_exc())
     return failed
 
 
-def _launch(scale: str, names, jobs: int, root: Path | None) -> int:
+def _evaluate(exp: str, cfg: RunConfig | PaperPreset, run_dir: Path, warmstart: Path) -> None:
+    """Table 2's held-out sets for the runs that have them: the five benchmarks at the paper scale (best
+    checkpoint and base model), the five arithmetic levels otherwise."""
+    if isinstance(cfg, PaperPreset):
+        if cfg.keep_best and os.environ.get("RANK", "0") == "0":
+            from paper_lib.paper_runs import evaluate_run as evaluate_paper_run
+
+            evaluate_paper_run(cfg, run_dir)
+    elif exp in ("training", "norm_ablation"):
+        from paper_lib.downstream import evaluate_run
+
+        evaluate_run(cfg, run_dir, warmstart)
+
+
+def _launch(plan: _Plan, names, jobs: int) -> int:
     """Split the runs over ``jobs`` worker processes (each imports TRL once) and wait for all of them."""
-    units = _all_units(scale, names)
+    units = plan.units(names)
     if jobs <= 1:
-        return 1 if _run_units(scale, units, root) else 0
+        return 1 if _run_units(plan, units) else 0
     procs = []
     for k in range(jobs):
-        cmd = [sys.executable, "-m", "paper_lib.experiments", "worker", "--scale", scale, "--shard", f"{k}/{jobs}",
-               "--experiments", *names] + (["--root", str(root)] if root else [])  # fmt: skip
+        cmd = [sys.executable, "-m", "paper_lib.experiments", "worker", "--shard", f"{k}/{jobs}", *plan.argv(),
+               "--experiments", *names]  # fmt: skip
         procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     return max(p.wait() for p in procs)
 
@@ -180,17 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--shard", default="0/1", help="k/n: this worker trains every n-th run starting at k")
     parser.add_argument("--root", default=None, help="results folder (default results/<scale>)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="paper scale: set a preset field in every run (python -m paper_lib.paper_runs -h)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = Path(args.root) if args.root else None
+    plan = _Plan(args.scale, Path(args.root) if args.root else None, tuple(args.sets))
     if args.command == "list":
-        for exp, name in _all_units(args.scale, args.experiments):
-            print(f"{exp}/{name}")
+        print("\n".join(f"{exp}/{name}" for exp, name in plan.units(args.experiments)))
         return 0
     if args.command == "worker":
         k, n = map(int, args.shard.split("/"))
-        return 1 if _run_units(args.scale, _all_units(args.scale, args.experiments)[k::n], root) else 0
-    return _launch(args.scale, args.experiments, args.jobs, root)
+        return 1 if _run_units(plan, plan.units(args.experiments)[k::n]) else 0
+    return _launch(plan, args.experiments, args.jobs)
 
 
 if __name__ == "__main__":

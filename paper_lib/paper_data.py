@@ -33,7 +33,6 @@ from datasets import Dataset, load_dataset
 __all__ = [
     "BENCHMARKS",
     "BENCHMARK_NAMES",
-    "LLAMA_DATE_STRING",
     "OPENRS",
     "SYSTEM_PROMPT",
     "MathSource",
@@ -53,9 +52,6 @@ __all__ = [
 # The authors' default --system_prompt (PAPER.md §4.1). Its empty \boxed{} is not an answer: math-verify parses
 # it to nothing, and the boxed stop scans the completion only.
 SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\boxed{}."
-# Llama 3.2's chat template writes today's date into the system turn unless `date_string` is given; we fix it to
-# the template's own fallback so prompts do not change from day to day (the authors' runs carried their run date).
-LLAMA_DATE_STRING = "26 Jul 2024"
 
 _EXTRACTIONS = ("latex", "expr", "latex+expr")
 

@@ -31,9 +31,9 @@ from datasets import Dataset
 
 from paper_lib import boxed
 from paper_lib.evaluate import accuracy_sem
+from paper_lib.paper_config import LLAMA_DATE_STRING
 from paper_lib.paper_data import (
     BENCHMARK_NAMES,
-    LLAMA_DATE_STRING,
     SYSTEM_PROMPT,
     load_benchmarks,
     prompt_ids,

@@ -12,7 +12,12 @@ Checks at ``--scale paper``:
   (the Makefile exports them for the offline scales), and the hub's API must answer a model-info request for
   DeepSeek-R1-Distill-Qwen-1.5B within ``--hub-timeout`` seconds (``HF_ENDPOINT`` is respected). No token is read.
 - **peft** (fatal): the presets train the authors' LoRA adapters by default; it comes with requirements-gpu.txt.
-- **vLLM** (optional, fatal only with ``--engine vllm``): installed, at a version trl 1.16 accepts (0.22–0.31).
+- **vLLM** (optional, fatal only with ``--engine vllm`` or ``--set use_vllm=true``): installed, at a version trl 1.16
+  accepts (0.22–0.31).
+
+``--set FIELD=VALUE`` takes the switches ``make reproduce SCALE=paper SET="…"`` passes to every run: with
+``mirror=DIR`` the hub is not needed and the mirror must hold every model and data file instead; with ``lora=false``
+peft is not needed; with ``use_vllm=true`` vLLM is.
 """
 
 from __future__ import annotations
@@ -24,10 +29,20 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from paper_lib.paths import SCALES
 
-__all__ = ["OFFLINE_VARIABLES", "check_cuda", "check_hub", "check_peft", "check_vllm", "main", "problems"]
+__all__ = [
+    "OFFLINE_VARIABLES",
+    "check_cuda",
+    "check_hub",
+    "check_mirror",
+    "check_peft",
+    "check_vllm",
+    "main",
+    "problems",
+]
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 PROBE_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # PAPER.md §4.1; public, so no token is needed
@@ -89,15 +104,32 @@ def check_vllm() -> str | None:
     return None
 
 
-def problems(scale: str, engine: str = "auto", hub_timeout_s: float = 3.0) -> tuple[list[str], list[str]]:
-    """``(fatal, warnings)`` for running ``scale``; both empty for the offline scales."""
+def check_mirror(mirror: str) -> str | None:
+    """Every model folder and data file the paper scale reads, in the mirror's layout (``PaperPreset.mirror``)."""
+    from paper_lib.models import PAPER_MODELS
+    from paper_lib.paper_data import BENCHMARK_NAMES
+
+    root = Path(mirror)
+    needed = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
+    needed += ["openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
+    missing = [n for n in needed if not (root / n).is_file()]
+    return f"mirror {mirror}: lacks {', '.join(missing)}" if missing else None
+
+
+def problems(
+    scale: str, engine: str = "auto", hub_timeout_s: float = 3.0, switches: dict | None = None
+) -> tuple[list[str], list[str]]:
+    """``(fatal, warnings)`` for running ``scale`` with the preset ``switches``; both empty for the offline scales."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if engine not in ("auto", "hf", "vllm"):
         raise ValueError(f"engine must be 'auto', 'hf' or 'vllm', got {engine!r}")
     if scale != "paper":
         return [], []
-    fatal = [p for p in (check_cuda(), check_hub(hub_timeout_s), check_peft()) if p]
+    switches = switches or {}
+    engine = "vllm" if switches.get("use_vllm") else engine
+    source = check_mirror(switches["mirror"]) if switches.get("mirror") else check_hub(hub_timeout_s)
+    fatal = [p for p in (check_cuda(), source, check_peft() if switches.get("lora", True) else None) if p]
     vllm = check_vllm() if engine != "hf" else None
     if vllm and engine == "vllm":
         return fatal + [vllm], []
@@ -109,8 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="small", choices=SCALES)
     parser.add_argument("--engine", default="auto", choices=["auto", "hf", "vllm"], help="vllm: require vLLM")
     parser.add_argument("--hub-timeout", type=float, default=3.0, help="seconds to wait for the hub")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
+                        help="the preset switches of the runs (python -m paper_lib.paper_runs -h)")  # fmt: skip
     args = parser.parse_args(argv)
-    fatal, warnings = problems(args.scale, args.engine, args.hub_timeout)
+    from paper_lib.paper_runs import parse_switch
+
+    switches = dict(parse_switch(s) for s in args.sets)
+    fatal, warnings = problems(args.scale, args.engine, args.hub_timeout, switches)
     for line in warnings:
         print(f"preflight: warning: {line}", file=sys.stderr)
     for line in fatal:

@@ -4,6 +4,10 @@
 ``groups.parquet``, ``completions/``, ``best/``, ``train.log`` and ``checkpoint/`` (git-ignored). A finished run
 (manifest status ``finished``) is skipped; an interrupted one resumes from its newest intact checkpoint, with the
 rows logged after that checkpoint dropped first, so no step is lost or recorded twice.
+
+A run is a :class:`~paper_lib.config.RunConfig` (smoke and small scales: offline models, warm start) or a
+:class:`~paper_lib.paper_config.PaperPreset` (the paper scale: hub models and data, built by
+:mod:`paper_lib.paper_runs`); the run directory's life cycle is the same for both.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from paper_lib.callbacks import GreedyValidation, RunRecorder, compress, read_js
 from paper_lib.checkpoints import checkpoint_step, latest_intact
 from paper_lib.config import RunConfig
 from paper_lib.evaluate import greedy_accuracy
+from paper_lib.paper_config import PaperPreset
 from paper_lib.provenance import device_name, git_state, read_json, seed_everything, utc_now, versions, write_json
 
-__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics"]
+__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics", "counting"]
 
 log = logging.getLogger(__name__)
 _REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
@@ -97,8 +102,15 @@ def _check_columns(cfg: RunConfig, dataset) -> None:
         raise ValueError(f"dataset for task {cfg.task!r} lacks column(s) {sorted(missing)}: the reward needs them")
 
 
-def prepare_policy(cfg: RunConfig, cache: Path) -> Path:
-    """The initial policy (model + tokenizer) on disk, warm-started once per ``cfg.warm_start_key()`` and shared."""
+def prepare_policy(cfg: RunConfig | PaperPreset, cache: Path) -> Path | str:
+    """The initial policy (model + tokenizer) on disk, warm-started once per ``cfg.warm_start_key()`` and shared.
+
+    A paper preset starts from its hub model as it is (no warm start, PAPER.md §4.1).
+    """
+    if isinstance(cfg, PaperPreset):
+        from paper_lib.paper_runs import policy_id
+
+        return policy_id(cfg)
     out = cache / cfg.warm_start_key()
     if not _is_main():  # other ranks wait for rank 0's warm start instead of racing it
         _wait_for(out / "warm_start.json")
@@ -135,7 +147,7 @@ def _warm_start(cfg: RunConfig, out: Path) -> None:
     tmp.rename(out)
 
 
-def _counting(reward_fn, target_metric: bool = False):
+def counting(reward_fn, target_metric: bool = False):
     """Count rewards that are None or NaN (TRL treats them as unscorable: advantage 0) and log their share.
 
     With ``target_metric`` (toy task) also log the share of completions that hit the target (reward exactly 1).
@@ -196,8 +208,16 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def build_trainer(cfg: RunConfig, policy: Path, run_dir: Path):
+def build_trainer(cfg: RunConfig | PaperPreset, policy: Path | str, run_dir: Path):
     """The λ-GRPO (or GRPO) trainer with the run directory's recorders attached."""
+    if isinstance(cfg, PaperPreset):
+        from paper_lib import paper_runs
+
+        recorder = RunRecorder(run_dir, cfg.save_every)
+        trainer = paper_runs.build_trainer(cfg, str(policy), run_dir, [recorder])
+        recorder.trainer = trainer
+        _quiet_progress(trainer)
+        return trainer
     from transformers import AutoTokenizer
 
     from paper_lib.trainer import LambdaGRPOTrainer
@@ -215,7 +235,7 @@ def build_trainer(cfg: RunConfig, policy: Path, run_dir: Path):
         callbacks.append(GreedyValidation(run_dir, cfg.eval_every, evaluate))
     trainer = LambdaGRPOTrainer(
         model=str(policy),
-        reward_funcs=[_counting(f, target_metric=cfg.task == "toy_tree") for f in task.reward_funcs()],
+        reward_funcs=[counting(f, target_metric=cfg.task == "toy_tree") for f in task.reward_funcs()],
         args=_grpo_args(cfg, run_dir, tokenizer, task),
         train_dataset=train,
         processing_class=tokenizer,
@@ -243,13 +263,13 @@ def _validate(model, tokenizer, dataset, reward_fn, max_new_tokens):
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
-def _check_same_config(cfg: RunConfig, run_dir: Path) -> None:
+def _check_same_config(cfg: RunConfig | PaperPreset, run_dir: Path) -> None:
     config_path = run_dir / "config.json"
     if config_path.is_file() and read_json(config_path) != cfg.to_dict():
         raise ValueError(f"{run_dir} holds a run with a different config; delete it or choose another name")
 
 
-def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
+def _prepare_run_dir(cfg: RunConfig | PaperPreset, run_dir: Path) -> Path | None:
     """Write config.json; return the checkpoint to resume from, after cutting the rows logged after it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", cfg.to_dict())
@@ -262,7 +282,7 @@ def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
     return ckpt
 
 
-def run(cfg: RunConfig, root: Path | str, cache: Path | str | None = None) -> Path:
+def run(cfg: RunConfig | PaperPreset, root: Path | str, cache: Path | str | None = None) -> Path:
     """Train one run into ``root / cfg.name`` (skipped when finished; resumed when interrupted)."""
     cfg.validate()
     run_dir = Path(root) / cfg.name

@@ -10,7 +10,8 @@ from paper_lib.paths import SCALES
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_run_config_is_valid_and_uniquely_named(name, scale):
     runs = experiment_runs(name, scale)
-    assert runs and len({n for n, _ in runs}) == len(runs)
+    assert runs or (scale, name) == ("paper", "norm_ablation")  # not run at the paper scale by default
+    assert len({n for n, _ in runs}) == len(runs)
     for run_name, cfg in runs:
         assert cfg.validate() is cfg and cfg.name == run_name
 

@@ -13,86 +13,28 @@ import torch
 from conftest import REPO
 from datasets import Dataset
 from datasets.utils.logging import disable_progress_bar
+from paper_fixtures import ASSISTANT, BOS, USER, byte_tokenizer, random_qwen2, scripted_model, token_ids
 
 from paper_lib import boxed, paper_data, paper_eval, preflight
-from paper_lib import config as C
+from paper_lib import paper_config as C
 from paper_lib.boxed import BoxScanner, first_box_end, truncate_ids, truncate_text
 
 disable_progress_bar()
 FIXTURES = REPO / "tests" / "fixtures" / "paper"
-BOS, EOS, USER, ASSISTANT = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"
-# The DeepSeek-R1-Distill chat format (PAPER.md §4.1): BOS, system text, user turn, assistant turn opening "<think>".
-TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}"
-    "{% elif m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"
-    "{% elif m['role'] == 'assistant' %}<｜Assistant｜>{{ m['content'] }}<｜end▁of▁sentence｜>{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<｜Assistant｜><think>\n{% endif %}"
-)
 
 
-# -- offline stand-ins for the paper's tokenizer and model ----------------------------------------------------------
+# -- offline stand-ins for the paper's tokenizer and model (tests/paper_fixtures.py) --------------------------------
 @pytest.fixture(scope="module")
 def tok():
-    """A byte-level tokenizer (one token per byte, so any text encodes) with DeepSeek's specials and chat format."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))}
-    vocab |= {s: len(vocab) + k for k, s in enumerate((BOS, EOS, USER, ASSISTANT))}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=BOS, eos_token=EOS, pad_token=EOS,
-                                   add_bos_token=True, padding_side="left", chat_template=TEMPLATE,
-                                   additional_special_tokens=[USER, ASSISTANT])  # fmt: skip
+    return byte_tokenizer()
 
 
-def _ids(tok, text):
-    return tok(text, add_special_tokens=False)["input_ids"]
-
-
-def scripted_model(tok, script="\\boxed{1}z", after="\n"):
-    """A Qwen2 with no layers whose greedy output is a bigram chain: after ``after`` it writes ``script``, then
-    repeats its last character forever; every other token is followed by that character too."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    V = len(tok)
-    cfg = Qwen2Config(vocab_size=V, hidden_size=V + (-V % 4), intermediate_size=8, num_hidden_layers=0,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=False, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)  # fmt: skip
-    model = Qwen2ForCausalLM(cfg).eval()
-    chain = _ids(tok, script)
-    nxt = {_ids(tok, after)[0]: chain[0]} | dict(zip(chain, chain[1:]))
-    with torch.no_grad():
-        model.model.embed_tokens.weight.copy_(torch.eye(V, cfg.hidden_size))  # one-hot: the last token is the state
-        head = torch.zeros(V, cfg.hidden_size)
-        head[chain[-1], :V] = 1.0
-        for a, b in nxt.items():
-            head[b, a] = 10.0
-        model.lm_head.weight.copy_(head)
-    return model
+_ids = token_ids
 
 
 @pytest.fixture(scope="module")
 def random_model(tok):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    return Qwen2ForCausalLM(cfg).eval()  # fmt: skip
+    return random_qwen2(tok)
 
 
 # == 1. presets ====================================================================================================
@@ -136,9 +78,11 @@ def test_model_keys_and_hub_ids():
     from paper_lib.models import PAPER_MODELS
 
     assert set(C.PAPER_MODEL_KEYS) == set(PAPER_MODELS)
-    entries = dict(C.paper_run_kwargs("downstream", "/out", build_peft=False))
-    assert entries["qwen-1.5b_b0_grpo"]["model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-    assert entries["llama-1b_b0_grpo"]["model"] == "meta-llama/Llama-3.2-1B-Instruct"
+    from paper_lib.paper_runs import policy_id
+
+    assert policy_id(C.paper_preset("downstream/qwen-1.5b_b0_grpo")) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    assert policy_id(C.paper_preset("downstream/llama-1b_b0_grpo")) == "meta-llama/Llama-3.2-1B-Instruct"
+    assert policy_id(C.paper_preset("toy/n1_r1_grpo_s0")) == "openai-community/gpt2"
 
 
 def test_switches_and_their_errors():
@@ -187,7 +131,7 @@ def test_lora_arguments_and_peft():
         import peft  # noqa: F401
     except ImportError:
         with pytest.raises(ImportError, match="requirements-gpu.txt"):
-            C.paper_run_kwargs("overlap", "/out")
+            C.peft_config(preset)
     else:
         assert C.peft_config(preset).r == 64
 

@@ -123,14 +123,14 @@ def test_degenerate_groups_train_without_nan(policy):
     """Equal rewards, rewards that are None or NaN, and completions cut to one token (often empty) or truncated."""
     import math
 
-    from paper_lib.runs import _counting
+    from paper_lib.runs import counting
 
     def flaky(completions, **kwargs):
         out = [1.0] * len(completions)
         out[0], out[1] = None, float("nan")
         return out
 
-    trainer = _trainer(policy, reward=_counting(flaky), max_completion_length=1, beta=0.04)
+    trainer = _trainer(policy, reward=counting(flaky), max_completion_length=1, beta=0.04)
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 4

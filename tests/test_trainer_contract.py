@@ -1,4 +1,4 @@
-"""Pins the TRL version and the two hooks LambdaGRPOTrainer relies on: an upgrade that moves them fails here."""
+"""Pins the TRL version and the hooks LambdaGRPOTrainer relies on: an upgrade that moves them fails here."""
 
 import inspect
 
@@ -22,6 +22,12 @@ def test_hooks_are_where_we_expect_them():
     assert "self.accelerator.process_index * len(prompts)" in gen_src  # how TRL slices a rank's rows
     assert '"completion_ids": completion_ids' in gen_src and '"advantages": advantages' in gen_src
     assert "shuffle_sequence_dict" in inspect.getsource(GRPOTrainer._prepare_inputs)  # extra (B, T) keys survive
+    # boxed_stop: _generate_single_turn returns (completion_ids, logprobs) and HF-generates with the unwrapped model
+    single = inspect.signature(GRPOTrainer._generate_single_turn)
+    assert list(single.parameters)[1:] == ["prompt_ids", "images", "multimodal_fields", "num_generations",
+                                           "has_tool_images"]  # fmt: skip
+    single_src = inspect.getsource(GRPOTrainer._generate_single_turn)
+    assert "return completion_ids, logprobs" in single_src and "unwrapped_model.generate(" in single_src
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,226 @@
+r"""The paper-scale runs: a :class:`~paper_lib.paper_config.PaperPreset` → the TRL trainer that reproduces it.
+
+:func:`paper_lib.runs.run` owns the run directory (config, manifest, metrics, checkpoints, resume, best/) for every
+scale; for a preset it asks this module for the pieces that differ from the CPU scales:
+
+- the policy is the paper's hub model (:data:`paper_lib.models.PAPER_MODELS`), no warm start, LoRA r64/α128 on
+  all linear layers unless ``lora=False`` (PAPER.md §4.2, §7); Llama's pad token is ``<|end_of_text|>`` as in the
+  authors' ``train.py`` (generation ends on ``<|eot_id|>``, so EOS stays in the loss);
+- the data are OpenRS with the authors' system prompt and a seeded 125-question validation split, rewarded by
+  math-verify (:mod:`paper_lib.paper_data`), or the toy tree (GPT-2 small may only emit ``L`` and ``R``);
+- rollouts end at the first closed ``\boxed{…}`` (``LambdaGRPOConfig.boxed_stop``) and validation is greedy with
+  the same stop, every ``eval_every`` steps, keeping the best checkpoint (an adapter folder under LoRA).
+
+``python -m paper_lib.paper_runs --preset downstream/qwen-1.5b_b0_lambda_grpo`` trains one preset; under
+``accelerate launch`` the gradient accumulation is set so that one optimizer step still sees ``prompts × G``
+completions (PAPER.md §4.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+from paper_lib.paper_config import PaperPreset, grpo_config_kwargs, paper_preset, peft_config
+
+__all__ = [
+    "policy_id",
+    "load_tokenizer",
+    "build_trainer",
+    "validation_accuracy",
+    "evaluate_run",
+    "parse_switch",
+    "main",
+]
+
+LLAMA_PAD = "<|end_of_text|>"  # PAPER.md §7: the authors set Llama-3.2's pad to id 128001
+
+
+def policy_id(preset: PaperPreset) -> str:
+    """The hub id the preset starts from, or its folder in the preset's local mirror."""
+    from paper_lib.models import PAPER_MODELS
+
+    hub_id = PAPER_MODELS[preset.model]
+    if preset.mirror is None:
+        return hub_id
+    folder = Path(preset.mirror) / hub_id
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"mirror {preset.mirror} lacks the model {hub_id} (no {folder}/config.json)")
+    return str(folder)
+
+
+def _mirror_file(preset: PaperPreset, name: str) -> Path | None:
+    if preset.mirror is None:
+        return None
+    path = Path(preset.mirror) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"mirror {preset.mirror} lacks {name}")
+    return path
+
+
+def load_tokenizer(preset: PaperPreset, policy: str):
+    """The policy's tokenizer with the authors' pad token: Llama's ``<|end_of_text|>``, else EOS when unset."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(policy, padding_side="left")
+    if preset.model == "llama-1b":
+        tokenizer.pad_token = LLAMA_PAD
+    elif tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _data(preset: PaperPreset):
+    """``(train, validation, reward functions)`` for the preset's task."""
+    from paper_lib import paper_data, tasks
+
+    if preset.task == "toy_tree":
+        task = tasks.ToyTreeTask(n=preset.toy_n, r_neg=preset.toy_r_neg, seed=preset.seed)
+        return task.dataset(preset.max_steps * preset.prompts_per_step), None, task.reward_funcs()
+    train, val = paper_data.load_openrs(preset.val_size, preset.data_seed, _mirror_file(preset, "openrs.jsonl"))
+    return paper_data.to_trl_dataset(train), val, [paper_data.math_accuracy_reward]
+
+
+def _args(preset: PaperPreset, run_dir: Path, tokenizer):
+    from paper_lib.trainer import LambdaGRPOConfig
+
+    kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
+    kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2}
+    if preset.task == "toy_tree":  # only L and R, exactly four of them (PAPER.md §4.3)
+        allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
+        kwargs["generation_kwargs"] = {"suppress_tokens": [i for i in range(len(tokenizer)) if i not in allowed]}
+    return LambdaGRPOConfig(**kwargs)
+
+
+def validation_accuracy(model, tokenizer, dataset, preset: PaperPreset) -> dict:
+    """Greedy accuracy ± SEM on the validation questions, with the boxed stop (the authors' ``validate``)."""
+    from paper_lib.paper_eval import greedy_rows, summarize
+
+    rows = greedy_rows(model, tokenizer, dataset, "val", max_new_tokens=preset.max_completion_length,
+                       boxed_stop=preset.boxed_stop, chat_template_kwargs=_template_kwargs(preset))  # fmt: skip
+    summary = summarize(rows)
+    return {f"val/{k}": summary[k] for k in ("accuracy", "sem", "n_unscorable")}
+
+
+def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: list):
+    """The trainer for ``preset`` (``callbacks``: the run directory's recorders, from :mod:`paper_lib.runs`)."""
+    from paper_lib.callbacks import GreedyValidation
+    from paper_lib.runs import counting
+    from paper_lib.trainer import LambdaGRPOTrainer
+
+    tokenizer = load_tokenizer(preset, policy)
+    train, val, rewards = _data(preset)
+    if val is not None and preset.eval_every:
+        evaluate = functools.partial(_validate, tokenizer=tokenizer, dataset=val, preset=preset)
+        callbacks = [*callbacks, GreedyValidation(run_dir, preset.eval_every, evaluate)]
+    return LambdaGRPOTrainer(
+        model=policy,
+        reward_funcs=[counting(f, target_metric=preset.task == "toy_tree") for f in rewards],
+        args=_args(preset, run_dir, tokenizer),
+        train_dataset=train,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        peft_config=peft_config(preset),
+    )
+
+
+def _validate(model, tokenizer, dataset, preset):
+    return validation_accuracy(model, tokenizer, dataset, preset)
+
+
+# -- Table 2 -------------------------------------------------------------------------------------------------------
+def _template_kwargs(preset: PaperPreset) -> dict:
+    from paper_lib.paper_config import LLAMA_DATE_STRING
+
+    return {"date_string": LLAMA_DATE_STRING} if preset.model == "llama-1b" else {}
+
+
+def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
+    from paper_lib.paper_data import BENCHMARK_NAMES, load_benchmarks
+    from paper_lib.paper_eval import evaluate_benchmarks
+
+    if (out_dir / "summary.json").is_file():
+        return
+    tokenizer = load_tokenizer(preset, policy_id(preset))  # RL does not change the tokenizer
+    if preset.mirror is not None:
+        for name in BENCHMARK_NAMES:
+            _mirror_file(preset, f"{name}.jsonl")
+    evaluate_benchmarks(model, tokenizer, load_benchmarks(data_dir=preset.mirror), out_dir,
+                        max_new_tokens=preset.max_completion_length, boxed_stop=preset.boxed_stop,
+                        chat_template_kwargs=_template_kwargs(preset), dtype=preset.precision)  # fmt: skip
+
+
+def evaluate_run(preset: PaperPreset, run_dir: Path) -> None:
+    """The five benchmarks for the run's best checkpoint (its last one if it never validated) into
+    ``run_dir/benchmarks/``, and once per model for the base model into ``<experiment>/base_<model>/benchmarks/``."""
+    from paper_lib.checkpoints import latest_intact
+
+    _evaluate(preset, policy_id(preset), run_dir.parent / f"base_{preset.model}" / "benchmarks")
+    best = run_dir / "best"
+    model_dir = best if best.is_dir() else latest_intact(run_dir / "checkpoint")
+    if model_dir is None:
+        raise FileNotFoundError(f"{run_dir} has neither best/ nor an intact checkpoint to evaluate")
+    _evaluate(preset, str(model_dir), run_dir / "benchmarks")
+
+
+# -- command line ------------------------------------------------------------------------------------------------
+_SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a short trial run needs
+    "lora": lambda s: s.lower() in ("1", "true", "yes"),
+    "precision": str,
+    "loss_type": str,
+    "use_vllm": lambda s: s.lower() in ("1", "true", "yes"),
+    "vllm_mode": str,
+    "seed": int,
+    "max_steps": int,
+    "eval_every": int,
+    "max_completion_length": int,
+    "mirror": str,
+}
+
+
+def parse_switch(text: str) -> tuple[str, object]:
+    field, sep, value = text.partition("=")
+    if not sep or field not in _SWITCHES:
+        known = ", ".join(sorted(_SWITCHES))
+        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE with FIELD one of {known}; got {text!r}")
+    return field, _SWITCHES[field](value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from paper_lib.paper_config import PAPER_EXPERIMENTS, paper_presets
+
+    parser = argparse.ArgumentParser(description="Train one paper-scale run (PAPER.md §4) into its run directory.")
+    parser.add_argument("--preset", help="<experiment>/<name>, e.g. downstream/qwen-1.5b_b0_lambda_grpo")
+    parser.add_argument("--list", action="store_true", help="print every preset key and exit")
+    parser.add_argument(
+        "--set",
+        dest="switches",
+        action="append",
+        type=parse_switch,
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"override a preset field: {', '.join(sorted(_SWITCHES))}",
+    )
+    parser.add_argument("--root", default="results/paper/runs", help="runs folder: <root>/<experiment>/<name>")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(f"{e}/{p.name}" for e in PAPER_EXPERIMENTS for p in paper_presets(e)))
+        return 0
+    if not args.preset:
+        parser.error("--preset is required (or --list)")
+    from paper_lib.runs import run
+
+    preset = paper_preset(args.preset, **dict(args.switches))
+    print(run(preset, Path(args.root) / preset.experiment))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The paper scale trains (issue 8): the boxed stop inside the trainer, a preset through the real run loop on
+local stand-ins for the hub model and data, the held-out evaluation of its best checkpoint, the paper-scale
+experiment lists and the command line. Offline, CPU, seconds."""
+
+import json
+
+import pytest
+from conftest import REPO
+from datasets import Dataset
+from paper_fixtures import EOS, byte_tokenizer, scripted_model
+
+from paper_lib import boxed, experiments, paper_runs, runs
+from paper_lib.paper_config import PaperPreset, paper_preset, paper_presets
+from paper_lib.provenance import read_json
+
+FIXTURES = REPO / "tests" / "fixtures" / "paper"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return byte_tokenizer()
+
+
+def _trainer(tok, tmp_path, boxed_stop: bool, seen: list, max_len: int = 24):
+    from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
+
+    prompts = [[{"role": "user", "content": f"What is {k}?"}] for k in range(2)]
+    args = LambdaGRPOConfig(output_dir=str(tmp_path / "out"), boxed_stop=boxed_stop, num_generations=4,
+                            per_device_train_batch_size=8, max_completion_length=max_len, max_steps=1,
+                            learning_rate=1e-3, temperature=0.75, loss_type="dapo", report_to="none",
+                            save_strategy="no", logging_steps=1, use_cpu=True, seed=0)  # fmt: skip
+
+    def reward(completions, completion_ids, **kwargs):
+        seen.extend(zip([c[0]["content"] for c in completions], completion_ids))
+        return [float(len(c[0]["content"]) % 2) for c in completions]
+
+    return LambdaGRPOTrainer(model=scripted_model(tok, strength=30.0), reward_funcs=reward, args=args,
+                             train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+                             processing_class=tok)  # fmt: skip
+
+
+def test_trainer_stops_rollouts_at_the_first_box(tok, tmp_path, monkeypatch):
+    """The scripted policy writes ``\\boxed{1}`` then ``z`` forever: with the stop every rollout is the box and EOS,
+    forced inside HF generate (the logits processor is installed for the call and removed after it)."""
+    installed = []
+    original = boxed.boxed_logits_processor
+    monkeypatch.setattr(boxed, "boxed_logits_processor", lambda t: installed.append(t) or original(t))
+    seen = []
+    trainer = _trainer(tok, tmp_path, boxed_stop=True, seen=seen)
+    trainer.train()
+    assert len(seen) == 8 and installed
+    eos = tok.convert_tokens_to_ids(EOS)
+    for text, ids in seen:
+        assert text == "\\boxed{1}"
+        assert ids[-1] == eos and tok.decode(ids[:-1]) == "\\boxed{1}"
+    logged = [h for h in trainer.state.log_history if "completions/boxed_stop_frac" in h]
+    assert logged and logged[0]["completions/boxed_stop_frac"] == 1.0
+    assert "generate" not in vars(trainer.accelerator.unwrap_model(trainer.model_wrapped))
+
+
+def test_without_the_stop_rollouts_run_on(tok, tmp_path):
+    seen = []
+    _trainer(tok, tmp_path, boxed_stop=False, seen=seen, max_len=16).train()
+    assert len(seen) == 8
+    for text, ids in seen:
+        assert text == "\\boxed{1}" + "z" * 7 and len(ids) == 16
+
+
+def test_vllm_style_completions_are_cut_after_the_box(tok):
+    """The engine-independent path (vLLM's ids and log-probs): cut after the box, EOS appended with log-prob 0."""
+    ids = tok("\\boxed{2}zz", add_special_tokens=False)["input_ids"]
+    out, logprobs, stopped = boxed.truncate_completions([ids], [[-0.5] * len(ids)], tok, max_tokens=64)
+    assert stopped == 1 and tok.decode(out[0][:-1]) == "\\boxed{2}" and out[0][-1] == tok.eos_token_id
+    assert logprobs[0] == [-0.5] * (len(out[0]) - 1) + [0.0]
+
+
+# -- a preset through the real run loop, on a local mirror -------------------------------------------------------
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, tok):
+    """A hub mirror in the layout ``PaperPreset.mirror`` reads: the Qwen stand-in (writes ``\\boxed{4}`` greedily),
+    OpenRS and the five benchmarks from the fixtures."""
+    import shutil
+
+    from paper_lib.models import PAPER_MODELS
+
+    root = tmp_path_factory.mktemp("mirror")
+    for f in FIXTURES.glob("*.jsonl"):
+        shutil.copy(f, root / f.name)
+    folder = root / PAPER_MODELS["qwen-1.5b"]
+    scripted_model(tok, script="\\boxed{4}z", strength=30.0).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return root
+
+
+def _tiny(key: str, mirror, **switches) -> PaperPreset:
+    tiny = dict(lora=False, max_steps=2, eval_every=1, max_completion_length=16, val_size=4, prompts_per_step=2)
+    return paper_preset(key, mirror=str(mirror), **(tiny | switches))
+
+
+def test_a_downstream_preset_trains_validates_and_is_evaluated(mirror, tmp_path):
+    from paper_lib import paper_data
+    from paper_lib.paper_data import score_completion
+
+    preset = _tiny("downstream/qwen-1.5b_b0.04_lambda_grpo", mirror)
+    run_dir = runs.run(preset, tmp_path / "training")
+    manifest = read_json(run_dir / "manifest.json")
+    assert manifest["status"] == "finished" and manifest["steps"] == 2 and manifest["config"] == preset.to_dict()
+    rows = runs.load_metrics(run_dir)
+    train = rows.dropna(subset=["loss"])
+    assert list(train.step) == [1, 2]
+    assert (train["completions/boxed_stop_frac"] == 1.0).all()
+    assert set(train["reward_invalid_frac"]) <= {0.0, 0.5, 1.0}  # an unparsable gold makes a whole group None
+    assert set(train["process/batch_weight_mean"].round(6)) == {round(1 / 6, 6)}  # six identical rollouts per group
+    # validation: the policy answers 4 to everything, so accuracy is the share of validation golds equal to 4
+    _, val = paper_data.load_openrs(4, 0, mirror / "openrs.jsonl")
+    expected = sum(score_completion("\\boxed{4}", g) for g in val["gold"]) / 4
+    assert list(rows.dropna(subset=["val/accuracy"])["val/accuracy"]) == [expected, expected]
+    assert read_json(run_dir / "best" / "score.json") == {"step": 1, "accuracy": expected}
+    # Table 2: the best checkpoint and the base model on the five benchmarks
+    paper_runs.evaluate_run(preset, run_dir)
+    for folder in (run_dir / "benchmarks", run_dir.parent / "base_qwen-1.5b" / "benchmarks"):
+        summary = json.loads((folder / "summary.json").read_text())
+        assert set(summary) == {"aime24", "math500", "amc23", "minerva", "olympiadbench", "average"}
+        items = [json.loads(x) for x in (folder / "math500.jsonl").read_text().splitlines()]
+        assert [r["completion"] for r in items] == ["\\boxed{4}"] * len(items)
+
+
+def test_a_finished_paper_run_is_not_redone_and_a_changed_one_is_refused(mirror, tmp_path):
+    preset = _tiny("overlap/G6", mirror, eval_every=0)
+    run_dir = runs.run(preset, tmp_path)
+    stamp = (run_dir / "manifest.json").stat().st_mtime_ns
+    assert runs.run(preset, tmp_path) == run_dir and (run_dir / "manifest.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="different config"):
+        runs.run(_tiny("overlap/G6", mirror, eval_every=0, seed=1), tmp_path)
+
+
+def test_the_mirror_names_what_it_lacks(tmp_path):
+    preset = _tiny("downstream/llama-1b_b0_grpo", tmp_path)
+    with pytest.raises(FileNotFoundError, match="Llama-3.2-1B-Instruct"):
+        paper_runs.policy_id(preset)
+
+
+# -- experiments and the command line ------------------------------------------------------------------------------
+def test_paper_scale_experiments_are_the_paper_presets():
+    runs_of = {name: [c for _, c in experiments.experiment_runs(name, "paper")] for name in experiments.EXPERIMENTS}
+    assert runs_of["training"] == paper_presets("downstream")
+    assert runs_of["process_sets"] == paper_presets("overlap")
+    assert runs_of["toy"] == paper_presets("toy")
+    assert {c.learning_rate for c in runs_of["toy_high_lr"]} == {5e-5} and len(runs_of["toy_high_lr"]) == 60
+    assert runs_of["norm_ablation"] == []
+    vllm = experiments.experiment_runs("training", "paper", use_vllm=True)
+    assert all(c.use_vllm for _, c in vllm)
+    with pytest.raises(ValueError, match="paper scale only"):
+        experiments.experiment_runs("training", "small", use_vllm=True)
+
+
+def test_command_lines(capsys):
+    assert paper_runs.main(["--list"]) == 0
+    keys = capsys.readouterr().out.split()
+    assert len(keys) == 2 + 8 + 60 and "downstream/llama-1b_b0.04_lambda_grpo" in keys
+    assert paper_runs.parse_switch("lora=false") == ("lora", False)
+    assert paper_runs.parse_switch("max_steps=3") == ("max_steps", 3)
+    with pytest.raises(Exception, match="FIELD one of"):
+        paper_runs.parse_switch("learning_rate=1")
+    assert experiments.main(["list", "--scale", "paper", "--experiments", "training", "--set", "seed=3"]) == 0
+    assert len(capsys.readouterr().out.split()) == 8
+
+
+def test_a_toy_preset_samples_only_paths_of_the_tree(tmp_path):
+    """GPT-2 small's stand-in (a tiny GPT-2 on a character tokenizer) in the mirror: every rollout is four of L/R."""
+    from paper_lib.models import PAPER_MODELS, char_tokenizer, tiny_gpt2
+
+    tokenizer = char_tokenizer("LR>")
+    folder = tmp_path / "mirror" / PAPER_MODELS["gpt2"]
+    tiny_gpt2(len(tokenizer), seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    preset = paper_preset("toy/n1_r1_lambda_grpo_s0", max_steps=3, mirror=str(tmp_path / "mirror"))
+    run_dir = runs.run(preset, tmp_path / "toy")
+    rows = runs.load_metrics(run_dir).dropna(subset=["loss"])
+    assert list(rows.step) == [1, 2, 3] and rows["target_frequency"].between(0, 1).all()
+    assert (rows["completions/mean_length"] == 4).all()
+    assert not (run_dir / "best").exists()
+
+
+def test_preflight_with_a_mirror_needs_no_hub_but_every_file(tmp_path):
+    import shutil
+
+    from paper_lib import preflight
+    from paper_lib.models import PAPER_MODELS
+
+    fatal, _ = preflight.problems("paper", switches={"mirror": str(tmp_path), "lora": False})
+    missing = next(p for p in fatal if p.startswith("mirror"))
+    assert "openrs.jsonl" in missing and "meta-llama/Llama-3.2-1B-Instruct/config.json" in missing
+    for f in FIXTURES.glob("*.jsonl"):
+        shutil.copy(f, tmp_path / f.name)
+    for hub_id in PAPER_MODELS.values():
+        (tmp_path / hub_id).mkdir(parents=True)
+        (tmp_path / hub_id / "config.json").write_text("{}")
+    fatal, _ = preflight.problems("paper", switches={"mirror": str(tmp_path), "lora": False})
+    assert not any(p.startswith(("mirror", "hub", "peft")) for p in fatal)  # only CUDA can be missing here
+    fatal, _ = preflight.problems("paper", switches={"mirror": str(tmp_path), "use_vllm": True})
+    assert any("peft" in p for p in fatal) == (preflight.check_peft() is not None)  # LoRA (the default) needs peft
+    assert any("vLLM" in p for p in fatal) == (preflight.check_vllm() is not None)  # use_vllm makes vLLM fatal
