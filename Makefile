@@ -24,6 +24,8 @@ endif
 LAUNCH ?= $(PY)
 SET ?=
 SETS := $(foreach s,$(SET),--set $(s))
+# ALLOW_CPU=1: a CPU dry run of SCALE=paper (with SET="mirror=… max_steps=2 …"); preflight then only warns about CUDA.
+PREFLIGHT_FLAGS := $(SETS) $(if $(ALLOW_CPU),--allow-cpu)
 NB_DIR ?= notebooks
 EXEC ?= results/executed/$(SCALE)
 RESULTS ?= $(CURDIR)/results/$(SCALE)
@@ -50,7 +52,7 @@ endif
 
 # Stops within seconds, writing nothing, when the scale needs what this machine lacks (SCALE=paper: CUDA, hub).
 preflight: $(ENV)
-	$(PY) -m paper_lib.preflight --scale $(SCALE) $(SETS)
+	$(PY) -m paper_lib.preflight --scale $(SCALE) $(PREFLIGHT_FLAGS)
 
 # The GPU environment for SCALE=paper (vLLM, PEFT, DeepSpeed): a separate venv; use it with VENV=.venv-gpu.
 setup-gpu:

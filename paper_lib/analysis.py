@@ -66,24 +66,26 @@ def per_step_process_stats(groups: pd.DataFrame) -> pd.DataFrame:
 def peaks_table(val: pd.DataFrame) -> pd.DataFrame:
     """Peak validation accuracy and the first step reaching it, per run."""
     rows = []
-    for (run, label, beta, seed, loss_type), g in val.groupby(["run", "label", "beta", "seed", "loss_type"]):
+    keys = ["run", "model", "label", "beta", "seed", "loss_type"]
+    for (run, model, label, beta, seed, loss_type), g in val.groupby(keys):
         g = g.dropna(subset=["val/accuracy"]).sort_values("step")
         top, step = peak(g.step, g["val/accuracy"])
         start = float(g["val/accuracy"].iloc[0])
-        rows.append({"run": run, "method": label, "beta": beta, "seed": seed, "loss_type": loss_type,
+        rows.append({"run": run, "model": model, "method": label, "beta": beta, "seed": seed, "loss_type": loss_type,
                      "peak_accuracy": top, "peak_step": step, "first_validation": start})  # fmt: skip
-    return pd.DataFrame(rows).sort_values(["loss_type", "beta", "method", "seed"], ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["model", "loss_type", "beta", "method", "seed"], ignore_index=True)
 
 
 def peak_claims(peaks: pd.DataFrame) -> pd.DataFrame:
-    """The paper's three validation claims per (normalisation, β), from paired seeds."""
+    """The paper's three validation claims per (model, normalisation, β), from paired seeds."""
     rows = []
-    for (loss_type, beta), g in peaks.groupby(["loss_type", "beta"]):
+    for (model, loss_type, beta), g in peaks.groupby(["model", "loss_type", "beta"]):
         a = g[g.method == "λ-GRPO"].set_index("seed")
         b = g[g.method == "GRPO"].set_index("seed").loc[a.index]
-        diff, p = paired_t(a.peak_accuracy, b.peak_accuracy)
+        single = float(a.peak_accuracy.mean() - b.peak_accuracy.mean()), np.nan  # one run per cell: no test
+        diff, p = paired_t(a.peak_accuracy, b.peak_accuracy) if len(a) > 1 else single
         rows.append({
-            "loss_type": loss_type, "beta": beta, "seeds": len(a),
+            "model": model, "loss_type": loss_type, "beta": beta, "seeds": len(a),
             "lambda_peak": a.peak_accuracy.mean(), "grpo_peak": b.peak_accuracy.mean(),
             "every_lambda_seed_higher": bool((a.peak_accuracy > b.peak_accuracy).all()),
             "seeds_lambda_higher": int((a.peak_accuracy > b.peak_accuracy).sum()),
@@ -100,34 +102,33 @@ _SWATCH = {"green": "🟩", "yellow": "🟨", "orange": "🟧", "red": "🟥"}
 
 
 def downstream_frame(experiment_dir) -> pd.DataFrame:
-    """Per run and held-out set: accuracy; plus the warm-start ('Base') model. One row per (run, set)."""
+    """Per evaluated model and held-out set: accuracy (trained runs and each starting policy, version 'Base'), and
+    the mean over the sets (``set == "average"``, Table 2's Avg.). One row per (run, set)."""
     from paper_lib.collect import METHOD_LABELS
     from paper_lib.downstream import load_downstream
-    from paper_lib.provenance import read_json
 
-    rows = []
-    for run, result in load_downstream(experiment_dir).items():
-        cfg = (
-            {"method": "base", "beta": np.nan, "seed": 0}
-            if run == "base"
-            else read_json(experiment_dir / run / "config.json")
-        )
-        label = "Base" if run == "base" else METHOD_LABELS[cfg["method"]]
-        for name, r in result.items():
-            if isinstance(r, dict):
-                rows.append({"run": run, "version": label, "beta": cfg["beta"], "seed": cfg["seed"], "set": name,
-                             "accuracy": r["accuracy"], "sem": r["sem"], "n": r["n"]})  # fmt: skip
+    labels = METHOD_LABELS | {"base": "Base"}
+    rows = [
+        {"run": r["run"], "model": r["model"], "version": labels[r["method"]], "beta": r["beta"], "seed": r["seed"],
+         "set": name, "accuracy": s["accuracy"], "sem": s["sem"], "n": s["n"]}
+        for r in load_downstream(experiment_dir) for name, s in r["sets"].items()
+    ]  # fmt: skip
     df = pd.DataFrame(rows)
-    avg = df.groupby(["run", "version", "beta", "seed"], dropna=False).accuracy.mean().reset_index()
+    avg = df.groupby(["run", "model", "version", "beta", "seed"], dropna=False).accuracy.mean().reset_index()
     return pd.concat([df, avg.assign(set="average", sem=np.nan, n=np.nan)], ignore_index=True)
 
 
 def table2(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 2: per (version, β) and set, the mean accuracy over seeds with a 95% CI (Base: one model, ± SEM)."""
+    """Table 2: per model, (version, β) and set, the mean accuracy over seeds with a 95% CI (Base: ± SEM)."""
+    return pd.concat([_table2_model(model, g) for model, g in df.groupby("model", sort=False)], ignore_index=True)
+
+
+def _table2_model(model: str, df: pd.DataFrame) -> pd.DataFrame:
     base = df[df.version == "Base"].set_index("set")
     rows = [
-        {"version": "Base", "beta": np.nan, "set": s, "mean": r["accuracy"], "ci_low": r["accuracy"] - r["sem"],
-         "ci_high": r["accuracy"] + r["sem"], "sem": r["sem"], "seeds": 1, "colour": ""}
+        {"model": model, "version": "Base", "beta": np.nan, "set": s, "mean": r["accuracy"],
+         "ci_low": r["accuracy"] - r["sem"], "ci_high": r["accuracy"] + r["sem"], "sem": r["sem"], "seeds": 1,
+         "colour": ""}
         for s, r in base.iterrows()
     ]  # fmt: skip
     trained = df[df.version != "Base"]
@@ -137,8 +138,8 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
         colour = ""
         if version == "λ-GRPO":
             colour = COLOURS[(m > means[("GRPO", beta, s)], m > base.loc[s, "accuracy"])]
-        rows.append({"version": version, "beta": beta, "set": s, "mean": m, "ci_low": lo, "ci_high": hi,
-                     "sem": np.nan, "seeds": len(g), "colour": colour})  # fmt: skip
+        rows.append({"model": model, "version": version, "beta": beta, "set": s, "mean": m, "ci_low": lo,
+                     "ci_high": hi, "sem": np.nan, "seeds": len(g), "colour": colour})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -149,30 +150,32 @@ def _cell(row) -> str:
 
 
 def table2_markdown(t2: pd.DataFrame) -> str:
-    """Rows as the paper's (Base, then GRPO / λ-GRPO per β), cells 'mean ± half-width' and the colour code."""
+    """Rows as the paper's (per model: Base, then GRPO / λ-GRPO per β), cells 'mean ± half-width', colour code."""
     sets = list(dict.fromkeys(t2.set))
-    lines = ["| version | β | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
+    lines = ["| model | version | β | " + " | ".join(sets) + " |", "|---|---|---|" + "---|" * len(sets)]
     order = [("Base", np.nan)] + [(v, b) for b in sorted(t2.beta.dropna().unique()) for v in ("GRPO", "λ-GRPO")]
-    for version, beta in order:
-        sub = t2[(t2.version == version) & ((t2.beta == beta) | (pd.isna(beta) & t2.beta.isna()))].set_index("set")
-        cells = [_cell(sub.loc[s]) for s in sets]
-        lines.append(f"| {version} | {'—' if pd.isna(beta) else f'{beta:g}'} | " + " | ".join(cells) + " |")
+    for model, rows in t2.groupby("model", sort=False):
+        for version, beta in order:
+            sub = rows[(rows.version == version) & ((rows.beta == beta) | (pd.isna(beta) & rows.beta.isna()))]
+            cells = [_cell(sub.set_index("set").loc[s]) for s in sets]
+            beta_text = "—" if pd.isna(beta) else f"{beta:g}"
+            lines.append(f"| {model} | {version} | {beta_text} | " + " | ".join(cells) + " |")
     legend = "🟩 beats GRPO and Base · 🟨 beats GRPO only · 🟧 beats Base only · 🟥 neither (the paper's code)"
     return "\n".join(lines) + f"\n\nλ-GRPO cells: {legend}. Base: ± SEM; trained: ± 95% CI half-width over seeds.\n"
 
 
 def table3(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 3: λ − GRPO (paired over seeds) and λ − Base per (β, set), with p-values."""
+    """Table 3: λ − GRPO (paired over seeds) and λ − Base per (model, β, set), with p-values."""
     from scipy import stats as st
 
-    base = df[df.version == "Base"].set_index("set").accuracy
     rows = []
-    for (beta, s), g in df[df.version != "Base"].groupby(["beta", "set"]):
+    for (model, beta, s), g in df[df.version != "Base"].groupby(["model", "beta", "set"], sort=False):
+        base = df[(df.version == "Base") & (df.model == model)].set_index("set").accuracy
         lam = g[g.version == "λ-GRPO"].set_index("seed").accuracy.sort_index()
         grpo = g[g.version == "GRPO"].set_index("seed").accuracy.loc[lam.index]
         d, p = paired_t(lam, grpo) if len(lam) > 1 else (float(lam.mean() - grpo.mean()), np.nan)
         p_base = float(st.ttest_1samp(lam, base[s]).pvalue) if len(lam) > 1 and lam.std() > 0 else np.nan
-        rows.append({"beta": beta, "set": s, "lambda_minus_grpo": d, "p_paired": p,
+        rows.append({"model": model, "beta": beta, "set": s, "lambda_minus_grpo": d, "p_paired": p,
                      "lambda_minus_base": float(lam.mean() - base[s]), "p_vs_base": p_base})  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -33,6 +33,13 @@ def _clean(value):
     return value
 
 
+def _text(value) -> str:
+    """A prompt or completion as text: a conversation (the paper scale's chat format) gives its last turn."""
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return str(value[-1].get("content", ""))
+    return value
+
+
 def _append(path: Path, rows: list[dict]) -> None:
     with path.open("a") as f:
         for row in rows:
@@ -89,7 +96,8 @@ class RunRecorder(TrainerCallback):
         logs = self.trainer._logs  # TRL keeps the latest generation batch here for its own completion logging
         rewards = {name: list(v) for name, v in logs["rewards"].items()}
         rows = [
-            {"step": step, "prompt": p, "completion": c, "advantage": a} | {k: v[i] for k, v in rewards.items()}
+            {"step": step, "prompt": _text(p), "completion": _text(c), "advantage": a}
+            | {k: v[i] for k, v in rewards.items()}
             for i, (p, c, a) in enumerate(zip(logs["prompt"], logs["completion"], logs["advantages"]))
         ]
         out = self.run_dir / "completions"

@@ -12,7 +12,7 @@ from paper_lib.provenance import read_json
 __all__ = ["run_dirs", "metrics_frame", "groups_frame", "METHOD_LABELS"]
 
 METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "scaled_grpo": "scale-matched GRPO"}
-_CONFIG_COLUMNS = ("method", "seed", "beta", "group_size", "toy_n", "toy_r_neg", "learning_rate", "loss_type")
+_CONFIG_COLUMNS = ("model", "method", "seed", "beta", "group_size", "toy_n", "toy_r_neg", "learning_rate", "loss_type")
 
 
 def run_dirs(experiment_dir: Path) -> list[Path]:

@@ -22,7 +22,7 @@ from paper_lib.config import RunConfig
 from paper_lib.paper_config import PaperPreset, paper_presets
 from paper_lib.paths import SCALES, results_dir
 
-__all__ = ["EXPERIMENTS", "experiment_runs", "runs_root", "DEPARTURES", "main"]
+__all__ = ["EXPERIMENTS", "experiment_runs", "example_run", "runs_root", "departures", "main", "main_loss_type"]
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("toy", "toy_high_lr", "process_sets", "training", "norm_ablation")
@@ -41,6 +41,28 @@ DEPARTURES = {
     "learning rate 1e-4 (picked on GRPO's training reward on an unreported pilot seed), validation on 100 items",
     "norm_ablation": "per-sequence normalisation (TRL loss_type 'grpo', the authors' code) vs the paper's token-level",
 }
+
+
+# The paper scale runs the paper's settings; what it cannot take from the paper is a choice, listed here.
+PAPER_DEPARTURES = {
+    "toy": "GPT-2 small, lr 1e-5, G = 16, 250 steps, 5 seeds as the paper; one prompt per step, β = 0, "
+    "temperature 0.75 and full fine-tuning are our choices where PAPER.md §4.3 is silent",
+    "toy_high_lr": "the footnote's 5× learning rate (5e-5)",
+    "process_sets": "the paper's two runs (G = 6: lr 6e-6, 1675 steps; G = 36: lr 1e-6, 275 steps) with the "
+    "authors' code defaults: LoRA r64/α128, float32, per-sequence normalisation; seeded (the authors never seed)",
+    "training": "the paper's 8 runs (one per cell, seed 0) with the authors' code defaults (LoRA r64/α128, "
+    "float32, per-sequence normalisation); the 125 validation questions are drawn from OpenRS with seed 0 (their "
+    "source is not stated); Llama's learning rate is 5e-7 at β = 0 and 1e-7 at β = 0.04 (PAPER.md §9.4: the "
+    "assignment is not stated)",
+    "norm_ablation": "not run by default at this scale (the token-level arm: SET=loss_type=dapo)",
+}
+
+
+def departures(scale: str) -> dict[str, str]:
+    """How each experiment departs from the paper at ``scale`` (quoted by notebooks 02–04 and REPORT.md)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    return PAPER_DEPARTURES if scale == "paper" else DEPARTURES
 
 
 def runs_root(scale: str, root: Path | str | None = None) -> Path:
@@ -137,6 +159,21 @@ def experiment_runs(name: str, scale: str, **switches) -> list[tuple[str, RunCon
     if name == "norm_ablation":
         return _training(scale, (0.0,), "grpo")
     raise ValueError(f"unknown experiment {name!r}; known: {list(EXPERIMENTS)}")
+
+
+def main_loss_type(scale: str) -> str:
+    """The normalisation of the main training runs at ``scale`` (the paper's token-level ``dapo`` on CPU; the
+    authors' per-sequence ``grpo`` at the paper scale); other loss types are the ablation."""
+    return experiment_runs("training", scale)[0][1].loss_type
+
+
+def example_run(name: str, scale: str, **match) -> str:
+    """The first run of an experiment whose config has every ``match`` value, e.g. ``method="lambda_grpo", beta=0``
+    (run names differ between scales; notebooks pick the runs they show with this)."""
+    for run_name, cfg in experiment_runs(name, scale):
+        if all(getattr(cfg, k) == v for k, v in match.items()):
+            return run_name
+    raise ValueError(f"no run of {name!r} at scale {scale!r} has {match}")
 
 
 def _smoke(cfg: RunConfig | PaperPreset) -> RunConfig | PaperPreset:

@@ -69,8 +69,18 @@ def group_html(prompt: str, completions: list[str], rewards: list[float], title:
     )
 
 
-def export_groups(run_dir: Path, out_dir: Path, reward_key: str, max_groups: int = 2) -> list[Path]:
-    """Write the first ``max_groups`` groups of the run's first and last completion dumps as HTML pages."""
+def _reward_key(row: dict) -> str:
+    keys = sorted(set(row) - {"step", "prompt", "completion", "advantage"})
+    if len(keys) != 1:
+        raise ValueError(f"cannot tell the reward column among {keys}; pass reward_key=")
+    return keys[0]
+
+
+def export_groups(run_dir: Path, out_dir: Path, reward_key: str | None = None, max_groups: int = 2) -> list[Path]:
+    """Write the first ``max_groups`` groups of the run's first and last completion dumps as HTML pages.
+
+    ``reward_key``: the dump's reward column (the reward function's name); None finds the only one.
+    """
     dumps = sorted((Path(run_dir) / "completions").glob("step_*.jsonl"))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -80,7 +90,8 @@ def export_groups(run_dir: Path, out_dir: Path, reward_key: str, max_groups: int
         for k, p in enumerate(prompts):
             group = [r for r in rows if r["prompt"] == p]
             title = f"{Path(run_dir).parent.name}/{Path(run_dir).name}, step {group[0]['step']}, group {k}"
-            page = group_html(p, [r["completion"] for r in group], [r[reward_key] for r in group], title)
+            key = reward_key or _reward_key(group[0])
+            page = group_html(p, [r["completion"] for r in group], [r[key] for r in group], title)
             path = out_dir / f"{Path(run_dir).parent.name}_{Path(run_dir).name}_step{group[0]['step']}_g{k}.html"
             path.write_text(page)
             written.append(path)

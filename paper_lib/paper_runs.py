@@ -181,6 +181,7 @@ _SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a sh
     "max_steps": int,
     "eval_every": int,
     "max_completion_length": int,
+    "val_size": int,
     "mirror": str,
 }
 

@@ -221,21 +221,27 @@ def fig_bg_early_late(early: list[str], late: list[str], steps: tuple[int, int])
 
 
 def fig_validation_curves(val, peaks):
-    """Fig. 3 (ICML Fig. 6): validation accuracy per β, mean ± 95% CI band per method, a dashed line per peak."""
+    """Fig. 3 (ICML Fig. 6): validation accuracy per model (rows) and β (columns), mean ± 95% CI band per method,
+    a dashed line per run's peak."""
     from paper_lib.stats import mean_ci
 
-    betas = sorted(val.beta.unique())
-    fig, axes = plt.subplots(1, len(betas), figsize=(6.5 * len(betas), 4), sharey=True, squeeze=False)
-    for ax, beta in zip(axes[0], betas):
-        for label, sub in val[val.beta == beta].groupby("label", sort=False):
-            color = METHOD_COLORS[label]
-            by_step = sub.dropna(subset=["val/accuracy"]).groupby("step")["val/accuracy"]
-            ci = by_step.apply(lambda s: mean_ci(s.to_numpy())).apply(pd.Series)
-            ax.plot(ci.index, ci[0], color=color, lw=2, label=label)
-            ax.fill_between(ci.index, ci[1], ci[2], color=color, alpha=0.18)
-            for step in peaks[(peaks.beta == beta) & (peaks.method == label)].peak_step:
-                ax.axvline(step, color=color, ls="--", lw=0.8, alpha=0.7)
-        ax.set(title=f"β = {beta:g}", xlabel="training step", ylabel="greedy validation accuracy")
-        ax.legend(frameon=False)
+    models, betas = list(dict.fromkeys(val.model)), sorted(val.beta.unique())
+    fig, axes = plt.subplots(len(models), len(betas), figsize=(6.5 * len(betas), 4 * len(models)), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for row, model in zip(axes, models):
+        for ax, beta in zip(row, betas):
+            cell = val[(val.model == model) & (val.beta == beta)]
+            for label, sub in cell.groupby("label", sort=False):
+                color = METHOD_COLORS[label]
+                by_step = sub.dropna(subset=["val/accuracy"]).groupby("step")["val/accuracy"]
+                ci = by_step.apply(lambda s: mean_ci(s.to_numpy())).apply(pd.Series)
+                ax.plot(ci.index, ci[0], color=color, lw=2, label=label)
+                ax.fill_between(ci.index, ci[1], ci[2], color=color, alpha=0.18)
+                mine = peaks[(peaks.model == model) & (peaks.beta == beta) & (peaks.method == label)]
+                for step in mine.peak_step:
+                    ax.axvline(step, color=color, ls="--", lw=0.8, alpha=0.7)
+            title = f"β = {beta:g}" if len(models) == 1 else f"{model}, β = {beta:g}"
+            ax.set(title=title, xlabel="training step", ylabel="greedy validation accuracy")
+            ax.legend(frameon=False)
     fig.tight_layout()
     return fig

@@ -117,9 +117,13 @@ def check_mirror(mirror: str) -> str | None:
 
 
 def problems(
-    scale: str, engine: str = "auto", hub_timeout_s: float = 3.0, switches: dict | None = None
+    scale: str, engine: str = "auto", hub_timeout_s: float = 3.0, switches: dict | None = None, allow_cpu: bool = False
 ) -> tuple[list[str], list[str]]:
-    """``(fatal, warnings)`` for running ``scale`` with the preset ``switches``; both empty for the offline scales."""
+    """``(fatal, warnings)`` for running ``scale`` with the preset ``switches``; both empty for the offline scales.
+
+    ``allow_cpu`` turns a missing GPU into a warning: a dry run of the whole pipeline on a CPU, with a ``mirror`` of
+    small stand-in models and short runs (``max_steps=2``), before GPU-hours are spent.
+    """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if engine not in ("auto", "hf", "vllm"):
@@ -129,11 +133,15 @@ def problems(
     switches = switches or {}
     engine = "vllm" if switches.get("use_vllm") else engine
     source = check_mirror(switches["mirror"]) if switches.get("mirror") else check_hub(hub_timeout_s)
-    fatal = [p for p in (check_cuda(), source, check_peft() if switches.get("lora", True) else None) if p]
+    cuda = check_cuda()
+    fatal = [
+        p for p in (None if allow_cpu else cuda, source, check_peft() if switches.get("lora", True) else None) if p
+    ]
+    warnings = [f"{cuda}; running anyway (--allow-cpu: a dry run)"] if cuda and allow_cpu else []
     vllm = check_vllm() if engine != "hf" else None
     if vllm and engine == "vllm":
-        return fatal + [vllm], []
-    return fatal, [f"{vllm}; generation uses HF generate"] if vllm else []
+        return fatal + [vllm], warnings
+    return fatal, warnings + ([f"{vllm}; generation uses HF generate"] if vllm else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hub-timeout", type=float, default=3.0, help="seconds to wait for the hub")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
                         help="the preset switches of the runs (python -m paper_lib.paper_runs -h)")  # fmt: skip
+    parser.add_argument("--allow-cpu", action="store_true", help="a CPU dry run: a missing GPU is only a warning")
     args = parser.parse_args(argv)
     from paper_lib.paper_runs import parse_switch
 
     switches = dict(parse_switch(s) for s in args.sets)
-    fatal, warnings = problems(args.scale, args.engine, args.hub_timeout, switches)
+    fatal, warnings = problems(args.scale, args.engine, args.hub_timeout, switches, args.allow_cpu)
     for line in warnings:
         print(f"preflight: warning: {line}", file=sys.stderr)
     for line in fatal:

@@ -15,20 +15,20 @@ TEMPLATE = (
 )
 
 
-def byte_tokenizer():
+def byte_tokenizer(extra_specials: tuple[str, ...] = ()):
     """A byte-level tokenizer (one token per byte, so any text encodes) with DeepSeek's specials and chat format."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import PreTrainedTokenizerFast
 
     vocab = {c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))}
-    vocab |= {s: len(vocab) + k for k, s in enumerate((BOS, EOS, USER, ASSISTANT))}
+    vocab |= {s: len(vocab) + k for k, s in enumerate((BOS, EOS, USER, ASSISTANT, *extra_specials))}
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=BOS, eos_token=EOS, pad_token=EOS,
                                    add_bos_token=True, padding_side="left", chat_template=TEMPLATE,
-                                   additional_special_tokens=[USER, ASSISTANT])  # fmt: skip
+                                   additional_special_tokens=[USER, ASSISTANT, *extra_specials])  # fmt: skip
 
 
 def token_ids(tok, text: str) -> list[int]:
@@ -68,3 +68,27 @@ def random_qwen2(tok, seed: int = 0):
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id)  # fmt: skip
     return Qwen2ForCausalLM(cfg).eval()
+
+
+def build_mirror(root, answer: str = "4"):
+    """A hub mirror in the layout ``PaperPreset.mirror`` reads, from offline stand-ins: Qwen and Llama (layer-less
+    models that write ``\\boxed{answer}`` greedily, so every rollout stops at once), GPT-2 (a tiny random GPT-2 on
+    a character tokenizer), OpenRS and the five benchmarks from ``tests/fixtures/paper``."""
+    import shutil
+    from pathlib import Path
+
+    from paper_lib.models import PAPER_MODELS, char_tokenizer, tiny_gpt2
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for f in (Path(__file__).parent / "fixtures" / "paper").glob("*.jsonl"):
+        shutil.copy(f, root / f.name)
+    for key, extra in (("qwen-1.5b", ()), ("llama-1b", ("<|end_of_text|>",))):
+        tok = byte_tokenizer(extra)
+        folder = root / PAPER_MODELS[key]
+        scripted_model(tok, script=f"\\boxed{{{answer}}}z", strength=30.0).save_pretrained(folder)
+        tok.save_pretrained(folder)
+    chars = char_tokenizer("LR>")
+    tiny_gpt2(len(chars), seed=0).save_pretrained(root / PAPER_MODELS["gpt2"])
+    chars.save_pretrained(root / PAPER_MODELS["gpt2"])
+    return root

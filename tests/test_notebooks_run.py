@@ -46,3 +46,25 @@ def test_a_failing_cell_fails_make_and_leaves_no_finished_copy(tmp_path):
                 f"RESULTS={tmp_path}/results")  # fmt: skip
     assert out.returncode != 0 and "boom" in out.stdout + out.stderr
     assert not (tmp_path / "executed" / "01_fail.ipynb").exists()
+
+
+def test_a_cpu_dry_run_of_the_paper_scale(tmp_path):
+    """``make`` at SCALE=paper on a local mirror of offline stand-ins, short runs, no GPU (ALLOW_CPU=1): every paper
+    preset trains through the real run loop, the trained runs are evaluated on the five benchmarks, and notebooks
+    02–05 and 07 turn the paper-scale run directories into their tables (Table 2 per model)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from paper_fixtures import build_mirror
+
+    mirror = build_mirror(tmp_path / "mirror")
+    executed = [f"{tmp_path}/executed/{nb}.ipynb" for nb in ("02_toy_tree_task", "03_process_sets", "04_training",
+                                                              "05_downstream", "07_report")]  # fmt: skip
+    out = _make(*executed, "SCALE=paper", "ALLOW_CPU=1", f"EXEC={tmp_path}/executed", f"RESULTS={tmp_path}/results",
+                f"SET=mirror={mirror} lora=false max_steps=2 val_size=4 eval_every=1")  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = tmp_path / "results"
+    summaries = sorted((results / "runs" / "training").glob("*/benchmarks/summary.json"))
+    assert len(summaries) == 8 + 2  # the 8 downstream runs and the two base models
+    table2 = (results / "tables" / "table2_downstream.md").read_text()
+    assert table2.count("| qwen-1.5b |") == 5 and table2.count("| llama-1b |") == 5
+    report = (results / "REPORT.md").read_text()
+    assert "Table 2 (llama-1b, β=0.04)" in report and "one run per cell" in report

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import REPO
 from datasets import Dataset
-from paper_fixtures import EOS, byte_tokenizer, scripted_model
+from paper_fixtures import EOS, build_mirror, byte_tokenizer, scripted_model
 
 from paper_lib import boxed, experiments, paper_runs, runs
 from paper_lib.paper_config import PaperPreset, paper_preset, paper_presets
@@ -76,20 +76,8 @@ def test_vllm_style_completions_are_cut_after_the_box(tok):
 
 # -- a preset through the real run loop, on a local mirror -------------------------------------------------------
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory, tok):
-    """A hub mirror in the layout ``PaperPreset.mirror`` reads: the Qwen stand-in (writes ``\\boxed{4}`` greedily),
-    OpenRS and the five benchmarks from the fixtures."""
-    import shutil
-
-    from paper_lib.models import PAPER_MODELS
-
-    root = tmp_path_factory.mktemp("mirror")
-    for f in FIXTURES.glob("*.jsonl"):
-        shutil.copy(f, root / f.name)
-    folder = root / PAPER_MODELS["qwen-1.5b"]
-    scripted_model(tok, script="\\boxed{4}z", strength=30.0).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return root
+def mirror(tmp_path_factory):
+    return build_mirror(tmp_path_factory.mktemp("mirror"))
 
 
 def _tiny(key: str, mirror, **switches) -> PaperPreset:
@@ -166,15 +154,9 @@ def test_command_lines(capsys):
     assert len(capsys.readouterr().out.split()) == 8
 
 
-def test_a_toy_preset_samples_only_paths_of_the_tree(tmp_path):
+def test_a_toy_preset_samples_only_paths_of_the_tree(mirror, tmp_path):
     """GPT-2 small's stand-in (a tiny GPT-2 on a character tokenizer) in the mirror: every rollout is four of L/R."""
-    from paper_lib.models import PAPER_MODELS, char_tokenizer, tiny_gpt2
-
-    tokenizer = char_tokenizer("LR>")
-    folder = tmp_path / "mirror" / PAPER_MODELS["gpt2"]
-    tiny_gpt2(len(tokenizer), seed=0).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    preset = paper_preset("toy/n1_r1_lambda_grpo_s0", max_steps=3, mirror=str(tmp_path / "mirror"))
+    preset = paper_preset("toy/n1_r1_lambda_grpo_s0", max_steps=3, mirror=str(mirror))
     run_dir = runs.run(preset, tmp_path / "toy")
     rows = runs.load_metrics(run_dir).dropna(subset=["loss"])
     assert list(rows.step) == [1, 2, 3] and rows["target_frequency"].between(0, 1).all()

@@ -1,0 +1,61 @@
+"""Table 2 / Table 3 from run folders of both layouts (CPU scales and the paper scale), by hand-made numbers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from paper_lib.analysis import downstream_frame, table2, table2_markdown, table3
+
+
+def _write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _sets(**acc):
+    return {name: {"accuracy": a, "sem": 0.1, "n": 10, "engine": "hf"} for name, a in acc.items()}
+
+
+@pytest.fixture
+def paper_layout(tmp_path):
+    """Two models, one β, one run per cell, as the paper: base_<model>/ and <run>/benchmarks/summary.json."""
+    accs = {  # (model, method) -> (aime24, math500)
+        ("qwen-1.5b", "base"): (0.2, 0.5), ("qwen-1.5b", "grpo"): (0.1, 0.6), ("qwen-1.5b", "lambda_grpo"): (0.3, 0.7),
+        ("llama-1b", "base"): (0.0, 0.2), ("llama-1b", "grpo"): (0.1, 0.3), ("llama-1b", "lambda_grpo"): (0.0, 0.1),
+    }  # fmt: skip
+    for (model, method), (a, m) in accs.items():
+        run = f"base_{model}" if method == "base" else f"{model}_b0_{method}"
+        summary = _sets(aime24=a, math500=m) | {"average": {"accuracy": (a + m) / 2}}
+        _write(tmp_path / run / "benchmarks" / "summary.json", summary)
+        if method != "base":
+            _write(tmp_path / run / "config.json", {"model": model, "method": method, "beta": 0.0, "seed": 0})
+    return tmp_path
+
+
+def test_paper_layout_tables_are_per_model(paper_layout):
+    df = downstream_frame(paper_layout)
+    assert len(df) == 6 * 3  # six evaluated models × (two benchmarks + the average)
+    t2 = table2(df).set_index(["model", "version", "set"])
+    assert t2.loc[("qwen-1.5b", "λ-GRPO", "aime24"), "colour"] == "green"  # 0.3 > GRPO 0.1 and > Base 0.2
+    assert t2.loc[("llama-1b", "λ-GRPO", "math500"), "colour"] == "red"  # 0.1 < GRPO 0.3 and < Base 0.2
+    assert t2.loc[("llama-1b", "Base", "average"), "mean"] == pytest.approx(0.1)
+    t3 = table3(df).set_index(["model", "set"])
+    assert t3.loc[("qwen-1.5b", "math500"), "lambda_minus_grpo"] == pytest.approx(0.1)
+    assert t3.loc[("llama-1b", "aime24"), "lambda_minus_base"] == pytest.approx(0.0)
+    assert np.isnan(t3.loc[("qwen-1.5b", "average"), "p_paired"])  # one run per cell: no test
+    md = table2_markdown(table2(df))
+    assert md.count("| qwen-1.5b |") == 3 and md.count("| llama-1b |") == 3
+
+
+def test_cpu_layout_keeps_one_base_per_experiment(tmp_path):
+    _write(tmp_path / "base_downstream.json", _sets(level1=0.5) | {"level1": {"accuracy": 0.5, "sem": 0.1, "n": 4,
+                                                                               "correct": [1, 0, 1, 0]}})  # fmt: skip
+    for seed, acc in ((0, 0.75), (1, 0.25)):
+        run = tmp_path / f"b0_lambda_grpo_s{seed}"
+        _write(run / "config.json", {"model": "tiny-qwen2", "method": "lambda_grpo", "beta": 0.0, "seed": seed})
+        _write(run / "downstream.json", {"checkpoint_step": 10} | _sets(level1=acc))
+    df = downstream_frame(tmp_path)
+    assert set(df.model) == {"tiny-qwen2"} and set(df.version) == {"Base", "λ-GRPO"}
+    lam = df[(df.version == "λ-GRPO") & (df.set == "level1")].sort_values("seed").accuracy.tolist()
+    assert lam == [0.75, 0.25]
