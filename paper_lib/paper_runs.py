@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 LLAMA_PAD = "<|end_of_text|>"  # PAPER.md §7: the authors set Llama-3.2's pad to id 128001
+TORCH_DTYPES = {"float32": "float32", "bf16": "bfloat16"}  # PaperPreset.precision -> torch dtype name
 
 
 def policy_id(preset: PaperPreset) -> str:
@@ -118,7 +119,7 @@ def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: li
     tokenizer = load_tokenizer(preset, policy)
     train, val, rewards = _data(preset)
     if val is not None and preset.eval_every:
-        evaluate = functools.partial(_validate, tokenizer=tokenizer, dataset=val, preset=preset)
+        evaluate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
         callbacks = [*callbacks, GreedyValidation(run_dir, preset.eval_every, evaluate)]
     return LambdaGRPOTrainer(
         model=policy,
@@ -129,10 +130,6 @@ def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: li
         callbacks=callbacks,
         peft_config=peft_config(preset),
     )
-
-
-def _validate(model, tokenizer, dataset, preset):
-    return validation_accuracy(model, tokenizer, dataset, preset)
 
 
 # -- Table 2 -------------------------------------------------------------------------------------------------------
@@ -154,7 +151,8 @@ def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
             _mirror_file(preset, f"{name}.jsonl")
     evaluate_benchmarks(model, tokenizer, load_benchmarks(data_dir=preset.mirror), out_dir,
                         max_new_tokens=preset.max_completion_length, boxed_stop=preset.boxed_stop,
-                        chat_template_kwargs=_template_kwargs(preset), dtype=preset.precision)  # fmt: skip
+                        chat_template_kwargs=_template_kwargs(preset),
+                        dtype=TORCH_DTYPES[preset.precision])  # fmt: skip
 
 
 def evaluate_run(preset: PaperPreset, run_dir: Path) -> None:

@@ -122,6 +122,16 @@ def test_a_finished_paper_run_is_not_redone_and_a_changed_one_is_refused(mirror,
         runs.run(_tiny("overlap/G6", mirror, eval_every=0, seed=1), tmp_path)
 
 
+def test_benchmarks_load_in_the_preset_precision(mirror, tmp_path, monkeypatch):
+    from paper_lib import paper_eval
+
+    seen = []
+    monkeypatch.setattr(paper_eval, "evaluate_benchmarks", lambda *a, dtype, **kw: seen.append(dtype))
+    for precision in ("float32", "bf16"):
+        paper_runs._evaluate(_tiny("overlap/G6", mirror, precision=precision), "model", tmp_path / precision)
+    assert seen == ["float32", "bfloat16"]
+
+
 def test_the_mirror_names_what_it_lacks(tmp_path):
     preset = _tiny("downstream/llama-1b_b0_grpo", tmp_path)
     with pytest.raises(FileNotFoundError, match="Llama-3.2-1B-Instruct"):
@@ -183,3 +193,18 @@ def test_preflight_with_a_mirror_needs_no_hub_but_every_file(tmp_path):
     fatal, _ = preflight.problems("paper", switches={"mirror": str(tmp_path), "use_vllm": True})
     assert any("peft" in p for p in fatal) == (preflight.check_peft() is not None)  # LoRA (the default) needs peft
     assert any("vLLM" in p for p in fatal) == (preflight.check_vllm() is not None)  # use_vllm makes vLLM fatal
+
+
+@pytest.mark.gpu
+def test_a_paper_preset_trains_in_bf16_on_cuda(mirror, tmp_path):
+    """The gpu tier: the same short downstream preset on CUDA in bf16 (the run's manifest records the device)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    preset = _tiny("downstream/qwen-1.5b_b0.04_lambda_grpo", mirror, precision="bf16")
+    run_dir = runs.run(preset, tmp_path / "training")
+    manifest = read_json(run_dir / "manifest.json")
+    assert manifest["status"] == "finished" and "cuda" in json.dumps(manifest["device"]).lower()
+    rows = runs.load_metrics(run_dir).dropna(subset=["loss"])
+    assert list(rows.step) == [1, 2] and rows["loss"].notna().all()
