@@ -90,10 +90,13 @@ def _data(preset: PaperPreset):
 
 
 def _args(preset: PaperPreset, run_dir: Path, tokenizer):
+    import torch
+
     from paper_lib.trainer import LambdaGRPOConfig
 
     kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
-    kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2}
+    # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
+    kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
     if preset.task == "toy_tree":  # only L and R, exactly four of them (PAPER.md §4.3)
         allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
         kwargs["generation_kwargs"] = {"suppress_tokens": [i for i in range(len(tokenizer)) if i not in allowed]}
