@@ -208,12 +208,17 @@ def fig_process_stats(val, stats):
     return fig
 
 
+def _clip(text: str, width: int = 24) -> str:
+    """A box label: paper-scale steps can hold thousands of characters; short ones are shown whole."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def fig_bg_early_late(early: list[str], late: list[str], steps: tuple[int, int]):
     """The B(G) tree of one real group (character tokens) early and late in training (the paper's Figs. 4–5)."""
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
     for ax, completions, step in zip(axes, (early, late), steps):
         tree = ProcessTree([[ord(c) for c in s] for s in completions])
-        draw_tree(tree, ax, decode=lambda toks: "".join(map(chr, toks)), annotate=lambda n: f"|λ|={n.size}",
+        draw_tree(tree, ax, decode=lambda toks: _clip("".join(map(chr, toks))), annotate=lambda n: f"|λ|={n.size}",
                   fontsize=9)  # fmt: skip
         ax.set_title(f"step {step}: {len(completions)} completions, {len(tree)} process steps")
     fig.tight_layout()
