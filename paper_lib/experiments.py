@@ -125,7 +125,7 @@ def _training(scale: str, betas, loss_type: str) -> list[tuple[str, RunConfig]]:
     return out
 
 
-# At the paper scale each experiment is the paper's own runs (paper_lib.config presets, PAPER.md §4). The
+# At the paper scale each experiment is the paper's own runs (paper_lib.paper_config presets, PAPER.md §4). The
 # normalisation ablation is not run there by default: the presets already use the authors' per-sequence loss, and
 # the token-level arm (`--set loss_type=dapo`) would add hundreds of GPU-hours (PAPER.md §10).
 _PAPER = {

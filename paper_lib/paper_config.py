@@ -15,6 +15,7 @@ __all__ = [
     "LLAMA_LR_BY_BETA",
     "PAPER_EXPERIMENTS",
     "PaperPreset",
+    "chat_template_kwargs",
     "grpo_config_kwargs",
     "lora_config_kwargs",
     "paper_preset",
@@ -208,9 +209,14 @@ def grpo_config_kwargs(
     )  # fmt: skip
     if preset.use_vllm:
         kwargs["vllm_mode"] = preset.vllm_mode
-    if preset.model == "llama-1b":
-        kwargs["chat_template_kwargs"] = {"date_string": LLAMA_DATE_STRING}
+    if chat_template_kwargs(preset):
+        kwargs["chat_template_kwargs"] = chat_template_kwargs(preset)
     return kwargs
+
+
+def chat_template_kwargs(preset: PaperPreset) -> dict:
+    """Extra chat-template arguments of the preset's model: Llama 3.2's fixed date, none for the others."""
+    return {"date_string": LLAMA_DATE_STRING} if preset.model == "llama-1b" else {}
 
 
 def lora_config_kwargs(preset: PaperPreset) -> dict | None:

@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from paper_lib.paper_config import PaperPreset, grpo_config_kwargs, paper_preset, peft_config
+from paper_lib.paper_config import PaperPreset, chat_template_kwargs, grpo_config_kwargs, paper_preset, peft_config
 
 __all__ = [
     "policy_id",
@@ -32,6 +32,7 @@ __all__ = [
     "build_trainer",
     "validation_accuracy",
     "evaluate_run",
+    "mirror_files",
     "parse_switch",
     "main",
 ]
@@ -51,6 +52,15 @@ def policy_id(preset: PaperPreset) -> str:
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"mirror {preset.mirror} lacks the model {hub_id} (no {folder}/config.json)")
     return str(folder)
+
+
+def mirror_files() -> list[str]:
+    """What a complete mirror holds, relative to it: each model's ``config.json``, OpenRS and the five benchmarks."""
+    from paper_lib.models import PAPER_MODELS
+    from paper_lib.paper_data import BENCHMARK_NAMES
+
+    models = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
+    return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
 
 
 def _mirror_file(preset: PaperPreset, name: str) -> Path | None:
@@ -92,14 +102,14 @@ def _data(preset: PaperPreset):
 def _args(preset: PaperPreset, run_dir: Path, tokenizer):
     import torch
 
+    from paper_lib.tasks import ToyTreeTask
     from paper_lib.trainer import LambdaGRPOConfig
 
     kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
     # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
     kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
-    if preset.task == "toy_tree":  # only L and R, exactly four of them (PAPER.md §4.3)
-        allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
-        kwargs["generation_kwargs"] = {"suppress_tokens": [i for i in range(len(tokenizer)) if i not in allowed]}
+    if preset.task == "toy_tree":
+        kwargs["generation_kwargs"] = ToyTreeTask.generation_kwargs(tokenizer)
     return LambdaGRPOConfig(**kwargs)
 
 
@@ -108,7 +118,7 @@ def validation_accuracy(model, tokenizer, dataset, preset: PaperPreset) -> dict:
     from paper_lib.paper_eval import greedy_rows, summarize
 
     rows = greedy_rows(model, tokenizer, dataset, "val", max_new_tokens=preset.max_completion_length,
-                       boxed_stop=preset.boxed_stop, chat_template_kwargs=_template_kwargs(preset))  # fmt: skip
+                       boxed_stop=preset.boxed_stop, chat_template_kwargs=chat_template_kwargs(preset))  # fmt: skip
     summary = summarize(rows)
     return {f"val/{k}": summary[k] for k in ("accuracy", "sem", "n_unscorable")}
 
@@ -136,12 +146,6 @@ def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: li
 
 
 # -- Table 2 -------------------------------------------------------------------------------------------------------
-def _template_kwargs(preset: PaperPreset) -> dict:
-    from paper_lib.paper_config import LLAMA_DATE_STRING
-
-    return {"date_string": LLAMA_DATE_STRING} if preset.model == "llama-1b" else {}
-
-
 def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
     from paper_lib.paper_data import BENCHMARK_NAMES, load_benchmarks
     from paper_lib.paper_eval import evaluate_benchmarks
@@ -154,7 +158,7 @@ def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
             _mirror_file(preset, f"{name}.jsonl")
     evaluate_benchmarks(model, tokenizer, load_benchmarks(data_dir=preset.mirror), out_dir,
                         max_new_tokens=preset.max_completion_length, boxed_stop=preset.boxed_stop,
-                        chat_template_kwargs=_template_kwargs(preset),
+                        chat_template_kwargs=chat_template_kwargs(preset),
                         dtype=TORCH_DTYPES[preset.precision])  # fmt: skip
 
 

@@ -106,13 +106,9 @@ def check_vllm() -> str | None:
 
 def check_mirror(mirror: str) -> str | None:
     """Every model folder and data file the paper scale reads, in the mirror's layout (``PaperPreset.mirror``)."""
-    from paper_lib.models import PAPER_MODELS
-    from paper_lib.paper_data import BENCHMARK_NAMES
+    from paper_lib.paper_runs import mirror_files
 
-    root = Path(mirror)
-    needed = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
-    needed += ["openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
-    missing = [n for n in needed if not (root / n).is_file()]
+    missing = [n for n in mirror_files() if not (Path(mirror) / n).is_file()]
     return f"mirror {mirror}: lacks {', '.join(missing)}" if missing else None
 
 

@@ -170,10 +170,7 @@ def counting(reward_fn, target_metric: bool = False):
 def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
     from paper_lib.trainer import LambdaGRPOConfig
 
-    generation = {}
-    if cfg.task == "toy_tree":  # only L and R can be sampled, exactly `depth` of them (PAPER.md §4.3)
-        allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
-        generation["suppress_tokens"] = [i for i in range(len(tokenizer)) if i not in allowed]
+    generation = task.generation_kwargs(tokenizer) if cfg.task == "toy_tree" else None
     return LambdaGRPOConfig(
         output_dir=str(run_dir / "checkpoint"),
         process_weighting=cfg.method == "lambda_grpo",
@@ -189,7 +186,7 @@ def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
         loss_type=cfg.loss_type,
         temperature=cfg.temperature,
         max_completion_length=task.depth if cfg.task == "toy_tree" else cfg.max_completion_length,
-        generation_kwargs=generation or None,
+        generation_kwargs=generation,
         save_strategy="steps",
         save_steps=cfg.save_every,
         save_total_limit=2,

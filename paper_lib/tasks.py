@@ -127,6 +127,13 @@ class ToyTreeTask:
     def reward_funcs(self) -> list:
         return [toy_tree_reward_func(self)]
 
+    @staticmethod
+    def generation_kwargs(tokenizer) -> dict:
+        """Sampling restricted to L and R (every other id suppressed); with ``max_completion_length = depth`` every
+        rollout is a path of the tree (PAPER.md §4.3)."""
+        allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
+        return {"suppress_tokens": [i for i in range(len(tokenizer)) if i not in allowed]}
+
 
 def toy_tree_reward_func(task: ToyTreeTask):
     """A TRL reward function ``f(completions, **kwargs) -> list[float]`` for ``task``, named ``toy_tree_reward``."""
