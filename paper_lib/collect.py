@@ -8,11 +8,13 @@ import pandas as pd
 
 from paper_lib.callbacks import read_jsonl
 from paper_lib.provenance import read_json
+from paper_lib.stats import last_window_mean
 
-__all__ = ["run_dirs", "metrics_frame", "groups_frame", "METHOD_LABELS"]
+__all__ = ["run_dirs", "metrics_frame", "groups_frame", "run_last_window", "METHOD_LABELS"]
 
 METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "scaled_grpo": "scale-matched GRPO"}
-_CONFIG_COLUMNS = ("model", "method", "seed", "beta", "group_size", "toy_n", "toy_r_neg", "learning_rate", "loss_type")
+_CONFIG_COLUMNS = ("model", "method", "seed", "beta", "group_size", "toy_n", "toy_r_neg", "learning_rate", "loss_type",
+                   "toy_mask")
 
 
 def run_dirs(experiment_dir: Path) -> list[Path]:
@@ -25,8 +27,11 @@ def _with_config(df: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     cfg = read_json(run_dir / "config.json")
     df.insert(0, "run", run_dir.name)
     for key in _CONFIG_COLUMNS:
-        df[key] = cfg[key]
+        df[key] = cfg.get(key)
     df["label"] = METHOD_LABELS[cfg["method"]]
+    target = run_dir / "toy_target.json"
+    if target.is_file():
+        df["p0_target"] = read_json(target)["p0_target"]
     return df
 
 
@@ -46,3 +51,11 @@ def groups_frame(experiment_dir: Path) -> pd.DataFrame:
     """Per-group B(G) statistics of every run (``groups.parquet``)."""
     frames = [_with_config(pd.read_parquet(d / "groups.parquet"), d) for d in run_dirs(experiment_dir)]
     return pd.concat(frames, ignore_index=True)
+
+
+def run_last_window(run_dir: Path, column: str, window: int) -> float:
+    """Mean of one logged metric over a run's last ``window`` steps (Table 1's target frequency: 50)."""
+    rows = [r for r in read_jsonl(Path(run_dir) / "metrics.jsonl") if column in r]
+    if not rows:
+        raise ValueError(f"{run_dir} logged no {column!r}")
+    return last_window_mean([r["step"] for r in rows], [r[column] for r in rows], window)

@@ -25,15 +25,31 @@ from paper_lib.paths import SCALES, results_dir
 __all__ = ["EXPERIMENTS", "experiment_runs", "example_run", "runs_root", "departures", "main", "main_loss_type"]
 
 log = logging.getLogger(__name__)
-EXPERIMENTS = ("toy", "toy_high_lr", "process_sets", "training", "norm_ablation")
+EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr", "process_sets", "training",
+               "norm_ablation")
+TOY_EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr")
 TOY_CONFIGS = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # PAPER.md §4.3
+# The toy design, fixed before any λ-GRPO comparison was looked at (README "The toy task"):
+TOY_RATES = {"tiny-qwen2": (3e-5, 1e-4, 3e-4, 1e-3),  # >= 30x around the rates where the tiny model moves at all
+             "smollm2-135m": (1e-6, 3e-6, 1e-5, 5e-5)}  # the paper's 1e-5, its footnote's 5x, and two lower rates
+TOY_LM_RATE = 1e-5  # PAPER.md §4.3: the paper's rate; the full 6-config table of the pretrained-LM tier
+TOY_SEEDS = {"sweep": range(10), "best": range(10, 30), "lm": range(5)}  # best: fresh seeds at the selected rate
 
 # Departures from the paper at the small scale (quoted in REPORT.md). The paper's values are in PAPER.md §4.
 DEPARTURES = {
-    "toy": "a tiny random 2-layer Qwen2 (64 wide) instead of GPT-2 small, learning rate 1e-3 instead of 1e-5 "
-    "(of {1e-3, 3e-3, 1e-2}, the smallest at which GRPO's reward rose on two unreported pilot seeds; equal for all "
-    "arms); every seed starts from the same random init, the seed draws the target and the samples",
-    "toy_high_lr": "the footnote's 5× higher learning rate applied to our base rate (5e-3 instead of 5e-5)",
+    "toy": "a tiny random 2-layer Qwen2 (64 wide) instead of GPT-2 small; a learning-rate sweep (3e-5, 1e-4, 3e-4, "
+    "1e-3; 10 seeds each) instead of the paper's single 1e-5, because a random tiny model has no comparable rate; "
+    "every seed starts from the same random init; the target is drawn from the starting policy (paper_lib.toy_start); "
+    "temperature 0.75 and no gradient clipping (the authors' trainer defaults; PAPER.md §4.3 does not say)",
+    "toy_best": "each method at its own best sweep rate (by mean target frequency over seeds 0-9), retrained on 20 "
+    "fresh seeds (10-29) so that the selection does not bias the comparison",
+    "toy_ablation": "the sampling-only mask (suppress_tokens in generation, full-vocabulary softmax in the loss): not "
+    "the paper's setting but the bias an implementer gets by masking only generation; n = 1, r_neg = -1, every rate",
+    "toy_lm": "SmolLM2-135M-Instruct (pretrained, 135M; GPT-2 small is not available offline; float32 on CPU, "
+    "its vocabulary pruned to the tokens the task uses, which leaves every log-prob unchanged) at the paper's "
+    "settings (lr 1e-5, G = 16, 250 steps, 5 seeds, from BOS); also 1e-6, 3e-6 and the footnote's 5e-5 at n = 1, "
+    "r_neg = -1; temperature 0.75, no clipping",
+    "toy_high_lr": "covered by the sweeps (toy: 33x range; toy_lm: the footnote's 5e-5)",
     "process_sets": "a tiny model warm-started on synthetic arithmetic instead of DeepSeek-R1-Distill-Qwen-1.5B on "
     "OpenRS; 300 steps at G = 6 and 50 at G = 36 (the paper: 1675 and 275, the same trajectory budget per G); "
     "one learning rate (1e-4) for both G instead of 6e-6 / 1e-6",
@@ -55,6 +71,9 @@ PAPER_DEPARTURES = {
     "source is not stated); Llama's learning rate is 5e-7 at β = 0 and 1e-7 at β = 0.04 (PAPER.md §9.4: the "
     "assignment is not stated)",
     "norm_ablation": "not run by default at this scale (the token-level arm: SET=loss_type=dapo)",
+    "toy_best": "not run at this scale (one rate, the paper's)",
+    "toy_ablation": "not run by default at this scale (SET=toy_mask=sampling_only)",
+    "toy_lm": "not run at this scale (the paper's GPT-2 small runs are 'toy')",
 }
 
 
@@ -69,18 +88,70 @@ def runs_root(scale: str, root: Path | str | None = None) -> Path:
     return results_dir(scale, root) / "runs"
 
 
-def _toy(scale: str, lr: float, methods: tuple[str, ...]) -> list[tuple[str, RunConfig]]:
-    seeds = range(2) if scale == "smoke" else range(5)
-    configs = TOY_CONFIGS[1:2] if scale == "smoke" else TOY_CONFIGS
-    steps = 10 if scale == "smoke" else 250  # PAPER.md §4.3: 250 steps, G = 16, 5 seeds
-    out = []
-    for (n, r_neg), method, seed in ((c, m, s) for c in configs for m in methods for s in seeds):
-        name = f"n{n}_r{abs(r_neg):g}_{method}_s{seed}"
-        cfg = RunConfig(name=name, task="toy_tree", method=method, seed=seed, max_steps=steps, group_size=16,
-                        prompts_per_step=1, learning_rate=lr, toy_n=n, toy_r_neg=r_neg, eval_every=0,
-                        save_every=50, completions_every=50, warm_start_steps=0)  # fmt: skip
-        out.append((name, cfg))
-    return out
+def _toy_run(n: int, r_neg: float, method: str, lr: float, seed: int, steps: int, model: str = "tiny-qwen2",
+             mask: str = "policy") -> tuple[str, RunConfig]:  # fmt: skip
+    name = f"n{n}_r{abs(r_neg):g}_{method}_lr{lr:.0e}_s{seed}"
+    save = 125 if model == "smollm2-135m" else 50  # a 135M checkpoint costs ~3 s to write
+    cfg = RunConfig(name=name, task="toy_tree", model=model, method=method, seed=seed, max_steps=steps,
+                    group_size=16, prompts_per_step=1, learning_rate=lr, temperature=0.75, max_grad_norm=0.0,
+                    optim="adamw_torch_fused", toy_n=n, toy_r_neg=r_neg, toy_mask=mask, eval_every=0, save_every=save,
+                    completions_every=50, warm_start_steps=0)  # fmt: skip
+    return name, cfg
+
+
+def _toy(scale: str, which: str, root: Path | None = None) -> list[tuple[str, RunConfig]]:
+    """The toy task's runs (PAPER.md §4.3: G = 16, 250 steps); ``which`` is one of :data:`TOY_EXPERIMENTS`."""
+    smoke = scale == "smoke"
+    steps = 10 if smoke else 250
+    configs = TOY_CONFIGS[1:2] if smoke else TOY_CONFIGS
+    methods = ("grpo", "lambda_grpo")
+    if which == "toy":
+        rates, seeds = TOY_RATES["tiny-qwen2"][1::2] if smoke else TOY_RATES["tiny-qwen2"], _seeds("sweep", smoke)
+        return [_toy_run(n, r, m, lr, s, steps) for n, r in configs for m in methods for lr in rates for s in seeds]
+    if which == "toy_best":
+        best = best_toy_rates(runs_root(scale, root) / "toy", experiment_runs("toy", scale, root=root))
+        return [_toy_run(n, r, m, best[(n, r, m)], s, steps) for n, r in configs for m in methods
+                for s in _seeds("best", smoke)]  # fmt: skip
+    if which == "toy_ablation":
+        rates = TOY_RATES["tiny-qwen2"][1:2] if smoke else TOY_RATES["tiny-qwen2"]
+        return [_toy_run(1, -1.0, m, lr, s, steps, mask="sampling_only") for m in methods for lr in rates
+                for s in _seeds("sweep", smoke)[:1 if smoke else None]]  # fmt: skip
+    if which == "toy_lm":
+        model = "tiny-qwen2" if smoke else "smollm2-135m"  # CI has no SmolLM2; the same code path
+        seeds = _seeds("lm", smoke)
+        main = [_toy_run(n, r, m, TOY_LM_RATE, s, steps, model) for s in seeds for n, r in configs for m in methods]
+        other = [lr for lr in TOY_RATES["smollm2-135m"] if lr != TOY_LM_RATE]
+        extra = [] if smoke else [_toy_run(1, -1.0, m, lr, s, steps, model) for s in seeds for lr in other
+                                  for m in methods]  # fmt: skip
+        return main + extra
+    return []  # toy_high_lr: the sweeps span the footnote's 5x (DEPARTURES)
+
+
+def _seeds(kind: str, smoke: bool) -> list[int]:
+    seeds = list(TOY_SEEDS[kind])
+    return seeds[:2] if smoke else seeds
+
+
+def best_toy_rates(root: Path, sweep: list[tuple[str, RunConfig]]) -> dict[tuple[int, float, str], float]:
+    """``(n, r_neg, method) -> learning rate`` with the highest mean last-50-step target frequency in the sweep
+    (ties: the lower rate). Raises ValueError until every sweep run is finished."""
+    from paper_lib.collect import run_last_window
+    from paper_lib.runs import is_finished
+
+    missing = [name for name, _ in sweep if not is_finished(root / name)]
+    if missing:
+        raise ValueError(f"toy_best needs the finished toy sweep; {len(missing)} of {len(sweep)} runs are not "
+                         f"finished (first: {missing[0]}): run the 'toy' experiment first")  # fmt: skip
+    scores: dict[tuple, list[float]] = {}
+    for name, cfg in sweep:
+        key = (cfg.toy_n, cfg.toy_r_neg, cfg.method, cfg.learning_rate)
+        scores.setdefault(key, []).append(run_last_window(root / name, "target_frequency", 50))
+    best: dict[tuple, float] = {}
+    for (n, r, m, lr), values in sorted(scores.items(), key=lambda kv: kv[0][3]):
+        mean = sum(values) / len(values)
+        if (n, r, m) not in best or mean > best[(n, r, m)][1]:
+            best[(n, r, m)] = (lr, mean)
+    return {k: lr for k, (lr, _) in best.items()}
 
 
 # RL learning rate 1e-4: of {3e-5, 1e-4, 3e-4, 1e-3}, the one where GRPO's training reward rose most over 300 steps
@@ -130,6 +201,9 @@ def _training(scale: str, betas, loss_type: str) -> list[tuple[str, RunConfig]]:
 # the token-level arm (`--set loss_type=dapo`) would add hundreds of GPU-hours (PAPER.md §10).
 _PAPER = {
     "toy": lambda **sw: paper_presets("toy", **sw),
+    "toy_best": lambda **sw: [],  # the paper's runs are one rate; the sweeps are the CPU tiers'
+    "toy_ablation": lambda **sw: [],  # SET=toy_mask=sampling_only runs the ablation of the paper's runs
+    "toy_lm": lambda **sw: [],
     "toy_high_lr": lambda **sw: paper_presets("toy", **({"learning_rate": 5e-5} | sw)),  # PAPER.md §4.3 footnote
     "process_sets": lambda **sw: paper_presets("overlap", **sw),
     "training": lambda **sw: paper_presets("downstream", **sw),
@@ -137,9 +211,11 @@ _PAPER = {
 }
 
 
-def experiment_runs(name: str, scale: str, **switches) -> list[tuple[str, RunConfig | PaperPreset]]:
+def experiment_runs(name: str, scale: str, root: Path | None = None,
+                    **switches) -> list[tuple[str, RunConfig | PaperPreset]]:  # fmt: skip
     """``(run name, RunConfig)`` for one experiment at one scale (``PaperPreset`` at the paper scale, where
-    ``switches`` override preset fields in every run, e.g. ``use_vllm=True``)."""
+    ``switches`` override preset fields in every run, e.g. ``use_vllm=True``). ``toy_best`` reads the finished
+    ``toy`` sweep under ``root`` (default ``results/<scale>``) to pick each method's rate."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if name not in EXPERIMENTS:
@@ -148,10 +224,8 @@ def experiment_runs(name: str, scale: str, **switches) -> list[tuple[str, RunCon
         return [(p.name, p) for p in _PAPER[name](**switches)]
     if switches:
         raise ValueError(f"preset switches {sorted(switches)} apply to the paper scale only, not {scale!r}")
-    if name == "toy":
-        return _toy(scale, 1e-3, ("grpo", "lambda_grpo", "scaled_grpo"))
-    if name == "toy_high_lr":
-        return _toy(scale, 5e-3, ("grpo", "lambda_grpo"))
+    if name in TOY_EXPERIMENTS:
+        return _toy(scale, name, root)
     if name == "process_sets":
         return _process_sets(scale)
     if name == "training":
@@ -195,7 +269,7 @@ class _Plan:
     def runs(self, name: str) -> list[tuple[str, RunConfig | PaperPreset]]:
         from paper_lib.paper_runs import parse_switch
 
-        return experiment_runs(name, self.scale, **dict(parse_switch(s) for s in self.sets))
+        return experiment_runs(name, self.scale, root=self.root, **dict(parse_switch(s) for s in self.sets))
 
     def units(self, names) -> list[tuple[str, str]]:
         return [(exp, run) for exp in names for run, _ in self.runs(exp)]
@@ -252,7 +326,21 @@ def _evaluate(exp: str, cfg: RunConfig | PaperPreset, run_dir: Path, warmstart: 
         evaluate_run(cfg, run_dir, warmstart)
 
 
+def _phases(names) -> list[list[str]]:
+    """The experiments in the order they can be planned: ``toy_best`` picks its rates from the finished sweep."""
+    later = [n for n in names if n == "toy_best"]
+    return [p for p in ([n for n in names if n not in later], later) if p]
+
+
 def _launch(plan: _Plan, names, jobs: int) -> int:
+    """Train phase by phase (:func:`_phases`); a phase that fails stops the ones that depend on it."""
+    for phase in _phases(names):
+        if code := _launch_phase(plan, phase, jobs):
+            return code
+    return 0
+
+
+def _launch_phase(plan: _Plan, names, jobs: int) -> int:
     """Split the runs over ``jobs`` worker processes (each imports TRL once) and wait for all of them."""
     units = plan.units(names)
     if jobs <= 1:
@@ -285,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plan = _Plan(args.scale, Path(args.root) if args.root else None, tuple(args.sets))
     if args.command == "list":
-        print("\n".join(f"{exp}/{name}" for exp, name in plan.units(args.experiments)))
+        for phase in _phases(args.experiments):
+            try:
+                print("\n".join(f"{exp}/{name}" for exp, name in plan.units(phase)))
+            except ValueError as err:  # toy_best before the sweep has finished
+                print(f"# {', '.join(phase)}: {err}")
         return 0
     if args.command == "worker":
         k, n = map(int, args.shard.split("/"))

@@ -84,8 +84,10 @@ def tiny_gpt2(vocab_size: int, seed: int, dtype: torch.dtype = torch.float32, wi
 # Character tokenizer + tiny Qwen2: the synthetic tasks' policy (STACK.md §3, "Tiny random model").
 
 
-def char_tokenizer(chars: str) -> PreTrainedTokenizerFast:
+def char_tokenizer(chars: str, specials: tuple[str, str, str] = CHAR_SPECIALS) -> PreTrainedTokenizerFast:
     """A character-level tokenizer: ``<pad>``=0, ``<bos>``=1, ``<eos>``=2, then ``chars[k]`` = 3 + k.
+
+    ``specials`` renames the three special tokens (pad, bos, eos), e.g. to a pretrained model's own strings.
 
     - **BOS is added automatically** (``add_bos_token=True``): TRL's GRPOTrainer tokenizes plain-text prompts itself
       with the default ``add_special_tokens=True``, so every prompt starts with ``<bos>`` and even an empty prompt
@@ -111,11 +113,13 @@ def char_tokenizer(chars: str) -> PreTrainedTokenizerFast:
     repeated = sorted({c for c in chars if chars.count(c) > 1})
     if repeated:
         raise ValueError(f"chars must be distinct; repeated: {repeated}")
-    vocab = {token: i for i, token in enumerate([*CHAR_SPECIALS, *chars])}
+    if len(specials) != 3 or len(set(specials)) != 3 or any(len(t) < 2 for t in specials):
+        raise ValueError(f"specials must be three distinct strings (pad, bos, eos) of 2+ characters, got {specials!r}")
+    vocab = {token: i for i, token in enumerate([*specials, *chars])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))  # "<unk>" is not in vocab: fail loudly
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # "." would skip "\n"
     backend.decoder = decoders.Fuse()
-    pad, bos, eos = CHAR_SPECIALS
+    pad, bos, eos = specials
     return _char_tokenizer_class()(
         tokenizer_object=backend,
         pad_token=pad,
@@ -140,10 +144,11 @@ def _char_tokenizer_class() -> type:
             except Exception as err:  # the Rust backend raises a bare Exception
                 if "Missing [UNK]" not in str(err):
                     raise
-                unknown = _unknown_chars([text, text_pair], self.get_vocab())
+                specials = tuple(self.all_special_tokens)
+                unknown = _unknown_chars([text, text_pair], self.get_vocab(), specials)
                 raise ValueError(
                     f"characters not in the tokenizer's alphabet: {unknown}; "
-                    f"known: {''.join(sorted(set(self.get_vocab()) - set(CHAR_SPECIALS)))!r}"
+                    f"known: {''.join(sorted(set(self.get_vocab()) - set(specials)))!r}"
                 ) from err
 
     CharTokenizer.__qualname__ = "CharTokenizer"  # found by pickle through the module's __getattr__
@@ -156,15 +161,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _unknown_chars(texts, vocab: dict[str, int]) -> list[str]:
+def _unknown_chars(texts, vocab: dict[str, int], specials: tuple[str, ...] = CHAR_SPECIALS) -> list[str]:
     """The sorted characters of (nested lists of) strings that are neither in ``vocab`` nor part of a special."""
     if texts is None:
         return []
     if isinstance(texts, str):
-        for special in CHAR_SPECIALS:
+        for special in specials:
             texts = texts.replace(special, "")
         return sorted(set(texts) - set(vocab))
-    return sorted({c for t in texts for c in _unknown_chars(t, vocab)})
+    return sorted({c for t in texts for c in _unknown_chars(t, vocab, specials)})
 
 
 def tiny_qwen2(

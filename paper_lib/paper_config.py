@@ -80,6 +80,7 @@ class PaperPreset:
     task: str = "openrs"  # "openrs" (PAPER.md §4.1) | "toy_tree" (§4.3)
     toy_n: int | None = None  # toy: other paths sharing the target's first n tokens get r_neg (PAPER.md §4.3)
     toy_r_neg: float | None = None  # PAPER.md §4.3
+    toy_mask: str = "policy"  # toy: L/R for sampling and training | "sampling_only": the ablation (paper_lib.vocab)
     data_seed: int = 0  # the OpenRS validation split; PAPER.md §4.1 does not say how the 125 questions were drawn
     # A local mirror of the hub for machines without access (or for offline tests): <mirror>/<hub model id>/ model
     # folders, <mirror>/openrs.jsonl and <mirror>/<benchmark>.jsonl in the hub's formats. None: the hub itself.
@@ -100,7 +101,8 @@ class PaperPreset:
     def validate(self) -> PaperPreset:
         choices = {"experiment": PAPER_EXPERIMENTS, "model": PAPER_MODEL_KEYS, "method": ("grpo", "lambda_grpo"),
                    "loss_type": PAPER_LOSS_TYPES, "precision": PAPER_PRECISIONS,
-                   "vllm_mode": ("colocate", "server"), "task": ("openrs", "toy_tree")}  # fmt: skip
+                   "vllm_mode": ("colocate", "server"), "task": ("openrs", "toy_tree"),
+                   "toy_mask": ("policy", "sampling_only")}  # fmt: skip
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"PaperPreset.{field}: must be one of {allowed}, got {getattr(self, field)!r}")

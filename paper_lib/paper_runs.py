@@ -88,12 +88,13 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _data(preset: PaperPreset):
+def _data(preset: PaperPreset, policy: str, run_dir: Path):
     """``(train, validation, reward functions)`` for the preset's task."""
-    from paper_lib import paper_data, tasks
+    from paper_lib import paper_data
+    from paper_lib.runs import toy_task
 
     if preset.task == "toy_tree":
-        task = tasks.ToyTreeTask(n=preset.toy_n, r_neg=preset.toy_r_neg, seed=preset.seed)
+        task = toy_task(preset, policy, run_dir)
         return task.dataset(preset.max_steps * preset.prompts_per_step), None, task.reward_funcs()
     train, val = paper_data.load_openrs(preset.val_size, preset.data_seed, _mirror_file(preset, "openrs.jsonl"))
     return paper_data.to_trl_dataset(train), val, [paper_data.math_accuracy_reward]
@@ -102,14 +103,14 @@ def _data(preset: PaperPreset):
 def _args(preset: PaperPreset, run_dir: Path, tokenizer):
     import torch
 
-    from paper_lib.tasks import ToyTreeTask
+    from paper_lib.runs import toy_policy_kwargs
     from paper_lib.trainer import LambdaGRPOConfig
 
     kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
     # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
     kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
     if preset.task == "toy_tree":
-        kwargs["generation_kwargs"] = ToyTreeTask.generation_kwargs(tokenizer)
+        kwargs |= toy_policy_kwargs(preset.toy_mask, tokenizer)
     return LambdaGRPOConfig(**kwargs)
 
 
@@ -130,7 +131,7 @@ def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: li
     from paper_lib.trainer import LambdaGRPOTrainer
 
     tokenizer = load_tokenizer(preset, policy)
-    train, val, rewards = _data(preset)
+    train, val, rewards = _data(preset, policy, run_dir)
     if val is not None and preset.eval_every:
         evaluate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
         callbacks = [*callbacks, GreedyValidation(run_dir, preset.eval_every, evaluate)]

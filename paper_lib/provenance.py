@@ -16,7 +16,8 @@ import torch
 
 from paper_lib.paths import REPO_ROOT
 
-__all__ = ["seed_everything", "git_state", "versions", "device_name", "utc_now", "write_json", "read_json"]
+__all__ = ["seed_everything", "git_state", "versions", "device_name", "cpu_model", "utc_now", "write_json",
+           "read_json"]
 
 _PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "numpy", "paper_lib")
 
@@ -54,9 +55,22 @@ def versions() -> dict:
 
 
 def device_name() -> str:
+    """The device a run computes on: the GPU model and count, or the CPU model and torch's thread count (float
+    round-off, and so a chaotic run's path, is bit-stable only on the same CPU model with the same threads)."""
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def cpu_model() -> str:
+    """``/proc/cpuinfo``'s "model name" (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def utc_now() -> str:

@@ -13,6 +13,7 @@ A run is a :class:`~paper_lib.config.RunConfig` (smoke and small scales: offline
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import logging
@@ -32,7 +33,8 @@ from paper_lib.evaluate import greedy_accuracy
 from paper_lib.paper_config import PaperPreset
 from paper_lib.provenance import device_name, git_state, read_json, seed_everything, utc_now, versions, write_json
 
-__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics", "counting"]
+__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics", "counting", "toy_task",
+           "toy_policy_kwargs"]
 
 log = logging.getLogger(__name__)
 _REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
@@ -81,9 +83,33 @@ def _log_to(path: Path):
 
 # -- task, data, policy -----------------------------------------------------------------------------------------
 def _task(cfg: RunConfig):
+    """The arithmetic task (the toy task's target depends on the starting policy: :func:`toy_task`)."""
     if cfg.task == "toy_tree":
-        return tasks.ToyTreeTask(n=cfg.toy_n, r_neg=cfg.toy_r_neg, seed=cfg.seed)
+        raise ValueError("the toy task is built from its starting policy: use toy_task(cfg, policy, run_dir)")
     return tasks.ArithmeticTask(seed=cfg.task_seed)
+
+
+def toy_task(cfg: RunConfig | PaperPreset, policy: Path | str, run_dir: Path | None = None) -> tasks.ToyTreeTask:
+    """The toy task of ``cfg`` started from ``policy``: BOS as the prompt, the target drawn by
+    :func:`paper_lib.toy_start.draw_target` from the starting policy's exact path probabilities at the sampling
+    temperature. With ``run_dir``, the draw is recorded in ``toy_target.json`` (the notebooks report each seed's
+    initial P(target) from it)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paper_lib import toy_start, vocab
+
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    task = tasks.ToyTreeTask(n=cfg.toy_n, r_neg=cfg.toy_r_neg, seed=cfg.seed, prompt=toy_start.bos_prompt(tokenizer))
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype="float32")
+    vocab.restrict_vocabulary(model, task.allowed_token_ids(tokenizer))
+    probabilities = toy_start.path_probabilities(model, tokenizer, task, cfg.temperature)
+    del model
+    target = toy_start.draw_target(probabilities, cfg.seed)
+    if run_dir is not None and _is_main():
+        write_json(run_dir / "toy_target.json", {"target": target, "p0_target": probabilities[target],
+                                                 "rule_range": list(toy_start.TARGET_RANGE), "prompt": task.prompt,
+                                                 "temperature": cfg.temperature, "p0": probabilities})  # fmt: skip
+    return dataclasses.replace(task, target_path=target)
 
 
 def _datasets(cfg: RunConfig, task):
@@ -123,7 +149,7 @@ def prepare_policy(cfg: RunConfig | PaperPreset, cache: Path) -> Path | str:
 
 
 def _warm_start(cfg: RunConfig, out: Path) -> None:
-    from paper_lib import models
+    from paper_lib import models, vocab
     from paper_lib.warmstart import supervised_warm_start
 
     chars = tasks.TOY_CHARS if cfg.task == "toy_tree" else tasks.ARITHMETIC_CHARS
@@ -132,6 +158,8 @@ def _warm_start(cfg: RunConfig, out: Path) -> None:
         model = models.tiny_qwen2(tokenizer, seed=cfg.init_seed)
     else:
         model, tokenizer = models.smollm2_135m_instruct()
+        if cfg.task == "toy_tree":  # the same L/R policy at 2/3 of the cost (paper_lib.vocab.prune_vocabulary)
+            model, tokenizer = vocab.prune_vocabulary(model, tokenizer, "LR")
     losses = []
     if cfg.task == "arithmetic" and cfg.warm_start_steps:
         train, _ = _datasets(cfg, _task(cfg))
@@ -167,10 +195,20 @@ def counting(reward_fn, target_metric: bool = False):
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
+def toy_policy_kwargs(mask: str, tokenizer) -> dict:
+    """``LambdaGRPOConfig`` arguments that restrict the toy policy to L/R: for sampling and training (``"policy"``,
+    the experiment), or for sampling only (``"sampling_only"``, the labelled ablation of :mod:`paper_lib.vocab`)."""
+    if mask == "policy":
+        return {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}
+    if mask == "sampling_only":
+        return {"generation_kwargs": tasks.ToyTreeTask.sampling_only_kwargs(tokenizer)}
+    raise ValueError(f"toy_mask must be 'policy' or 'sampling_only', got {mask!r}")
+
+
 def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
     from paper_lib.trainer import LambdaGRPOConfig
 
-    generation = task.generation_kwargs(tokenizer) if cfg.task == "toy_tree" else None
+    toy = toy_policy_kwargs(cfg.toy_mask, tokenizer) if cfg.task == "toy_tree" else {}
     return LambdaGRPOConfig(
         output_dir=str(run_dir / "checkpoint"),
         process_weighting=cfg.method == "lambda_grpo",
@@ -186,7 +224,9 @@ def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
         loss_type=cfg.loss_type,
         temperature=cfg.temperature,
         max_completion_length=task.depth if cfg.task == "toy_tree" else cfg.max_completion_length,
-        generation_kwargs=generation,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=cfg.optim,
+        **toy,
         save_strategy="steps",
         save_steps=cfg.save_every,
         save_total_limit=2,
@@ -219,7 +259,7 @@ def build_trainer(cfg: RunConfig | PaperPreset, policy: Path | str, run_dir: Pat
 
     from paper_lib.trainer import LambdaGRPOTrainer
 
-    task = _task(cfg)
+    task = toy_task(cfg, policy, run_dir) if cfg.task == "toy_tree" else _task(cfg)
     train, val = _datasets(cfg, task)
     _check_columns(cfg, train)
     tokenizer = AutoTokenizer.from_pretrained(policy)

@@ -67,14 +67,22 @@ def _clean(text) -> str | None:
 # ---------------------------------------------------------------------------------------------------- toy tree
 @dataclass(frozen=True)
 class ToyTreeTask:
-    """The depth-``depth`` binary tree of PAPER.md §4.3, with the target path drawn from ``seed``."""
+    """The depth-``depth`` binary tree of PAPER.md §4.3.
+
+    The target is ``target_path`` when given (the experiments draw it from the starting policy's path
+    probabilities, :func:`paper_lib.toy_start.draw_target`), else a uniform draw from ``seed``. ``prompt`` is the
+    text before the completion: the experiments pass the tokenizer's BOS alone, the paper's ``<bos>``
+    (:func:`paper_lib.toy_start.bos_prompt`).
+    """
 
     n: int
     r_neg: float
     seed: int
     depth: int = 4
+    target_path: str | None = None
+    prompt: str = ">"
     CHARS: ClassVar[str] = TOY_CHARS
-    PROMPT: ClassVar[str] = ">"
+    TOKENS: ClassVar[tuple[str, str]] = ("L", "R")
 
     def __post_init__(self):
         if not isinstance(self.depth, int) or self.depth < 1:
@@ -85,16 +93,18 @@ class ToyTreeTask:
             raise ValueError(f"r_neg must be finite and < 0 (the paper uses -0.5, -1, -1.5), got {self.r_neg!r}")
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.target_path is not None and self.target_path not in self.all_paths():
+            raise ValueError(f"target_path must be one of the {2**self.depth} paths of L/R, got {self.target_path!r}")
+        if not isinstance(self.prompt, str):
+            raise ValueError(f"prompt must be a string, got {self.prompt!r}")
 
     @property
     def target(self) -> str:
-        """The rewarded path, e.g. ``"LLRL"``; a pure function of ``seed`` and ``depth``."""
+        """The rewarded path, e.g. ``"LLRL"``: ``target_path``, or a pure function of ``seed`` and ``depth``."""
+        if self.target_path is not None:
+            return self.target_path
         rng = random.Random(self.seed)
         return "".join(rng.choice("LR") for _ in range(self.depth))
-
-    @property
-    def prompt(self) -> str:
-        return self.PROMPT
 
     def all_paths(self) -> list[str]:
         """The ``2**depth`` valid completions in lexicographic order."""
@@ -103,8 +113,8 @@ class ToyTreeTask:
     def reward(self, completion: str) -> float:
         """+1.0 for the target, ``r_neg`` for another path through its first ``n`` tokens, +0.7 otherwise.
 
-        An invalid completion (wrong length, a character outside {L, R}) gets 0.0. Training masks every other
-        token, so these only occur with unconstrained decoding. Spaces are ignored.
+        An invalid completion (wrong length, a character outside {L, R}) gets 0.0. The restricted policy
+        (:meth:`allowed_token_ids`) never writes one; unconstrained decoding can. Spaces are ignored.
         """
         path = _clean(completion)
         if path is None or len(path) != self.depth or set(path) - {"L", "R"}:
@@ -119,7 +129,7 @@ class ToyTreeTask:
         return {p: self.reward(p) for p in self.all_paths()}
 
     def dataset(self, n_rows: int) -> Dataset:
-        """``n_rows`` identical rows ``{"prompt": ">", "target": target}``: one prompt per group, as the paper."""
+        """``n_rows`` identical rows ``{"prompt", "target"}``: one prompt per group, as the paper."""
         if not isinstance(n_rows, int) or n_rows < 1:
             raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
         return Dataset.from_list([{"prompt": self.prompt, "target": self.target}] * n_rows)
@@ -127,11 +137,23 @@ class ToyTreeTask:
     def reward_funcs(self) -> list:
         return [toy_tree_reward_func(self)]
 
-    @staticmethod
-    def generation_kwargs(tokenizer) -> dict:
-        """Sampling restricted to L and R (every other id suppressed); with ``max_completion_length = depth`` every
-        rollout is a path of the tree (PAPER.md §4.3)."""
-        allowed = {tokenizer.convert_tokens_to_ids(c) for c in "LR"}
+    @classmethod
+    def allowed_token_ids(cls, tokenizer) -> list[int]:
+        """The ids of ``L`` and ``R``, the policy's whole vocabulary (PAPER.md §4.3: every other token is masked).
+
+        Pass them as ``LambdaGRPOConfig.allowed_token_ids`` so that sampling and training see one restricted
+        distribution; with ``max_completion_length = depth`` every rollout is then a path of the tree.
+        """
+        ids = [tokenizer.encode(c, add_special_tokens=False) for c in cls.TOKENS]
+        if any(len(i) != 1 for i in ids):
+            raise ValueError(f"the tokenizer must encode L and R as one token each, got {dict(zip(cls.TOKENS, ids))}")
+        return [i[0] for i in ids]
+
+    @classmethod
+    def sampling_only_kwargs(cls, tokenizer) -> dict:
+        """The *sampling-only* mask, a labelled ablation: ``suppress_tokens`` restricts generation to L/R while the
+        loss differentiates the full-vocabulary softmax (what an implementer who masks only generation gets)."""
+        allowed = set(cls.allowed_token_ids(tokenizer))
         return {"suppress_tokens": [i for i in range(len(tokenizer)) if i not in allowed]}
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from paper_lib import boxed
+from paper_lib import boxed, vocab
 from paper_lib.tree import GROUP_STAT_NAMES, group_statistics
 from paper_lib.trie import lambda_weights
 
@@ -63,6 +63,15 @@ class LambdaGRPOConfig(GRPOConfig):
         },
     )
 
+    allowed_token_ids: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "Restrict the policy to these token ids, for sampling *and* training: a fixed bias of "
+            f"{-1e4:g} on every other id of the LM head (paper_lib.vocab), so the log-probs TRL differentiates are "
+            "those of the distribution it samples. (suppress_tokens in generation_kwargs restricts sampling only.)"
+        },
+    )
+
     boxed_stop: bool = field(
         default=False,
         metadata={
@@ -78,6 +87,11 @@ class LambdaGRPOConfig(GRPOConfig):
             raise ValueError("scale_matched=True is the GRPO control arm: it needs process_weighting=False")
         if self.process_weighting or self.scale_matched:
             self._check_supported()
+        if self.allowed_token_ids is not None:
+            self.allowed_token_ids = vocab.check_token_ids(self.allowed_token_ids)
+            if self.use_vllm:  # vLLM samples from its own copy of the weights, which has no bias buffer
+                allowed = {"allowed_token_ids": self.allowed_token_ids}
+                self.generation_kwargs = {**(self.generation_kwargs or {}), **allowed}
         super().__post_init__()
 
     def _check_supported(self) -> None:
@@ -126,6 +140,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.args.allowed_token_ids is not None:  # the policy and the reference: one restricted distribution
+            for model in (self.model, self.ref_model):
+                if model is not None:
+                    vocab.restrict_vocabulary(model, self.args.allowed_token_ids)
         self.process_weighting = bool(getattr(self.args, "process_weighting", False))
         self.scale_matched = bool(getattr(self.args, "scale_matched", False))
         self.group_stats: list[dict] = []

@@ -1,16 +1,29 @@
 """Experiment definitions: valid configs, the paper's settings where we keep them, unique run names."""
 
+import json
+
 import pytest
 
-from paper_lib.experiments import EXPERIMENTS, TOY_CONFIGS, experiment_runs, main
+from paper_lib.experiments import (
+    EXPERIMENTS,
+    TOY_CONFIGS,
+    TOY_RATES,
+    best_toy_rates,
+    experiment_runs,
+    main,
+    runs_root,  # fmt: skip
+)
 from paper_lib.paths import SCALES
+
+_EMPTY = {("paper", "norm_ablation"), ("paper", "toy_best"), ("paper", "toy_ablation"), ("paper", "toy_lm"),
+          ("small", "toy_high_lr"), ("smoke", "toy_high_lr")}  # fmt: skip
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e != "toy_best"])
 def test_every_run_config_is_valid_and_uniquely_named(name, scale):
     runs = experiment_runs(name, scale)
-    assert runs or (scale, name) == ("paper", "norm_ablation")  # not run at the paper scale by default
+    assert runs or (scale, name) in _EMPTY  # not run at that scale (the sweeps cover it, or SET=… runs it)
     assert len({n for n, _ in runs}) == len(runs)
     for run_name, cfg in runs:
         assert cfg.validate() is cfg and cfg.name == run_name
@@ -20,10 +33,42 @@ def test_toy_keeps_the_papers_design_at_small_scale():
     runs = [cfg for _, cfg in experiment_runs("toy", "small")]
     assert {(c.toy_n, c.toy_r_neg) for c in runs} == set(TOY_CONFIGS) and len(TOY_CONFIGS) == 6  # PAPER.md §4.3
     assert {c.group_size for c in runs} == {16} and {c.max_steps for c in runs} == {250}
-    assert {c.seed for c in runs} == set(range(5))
-    assert {c.method for c in runs} == {"grpo", "lambda_grpo", "scaled_grpo"}
-    high = experiment_runs("toy_high_lr", "small")
-    assert {c.learning_rate for _, c in high} == {5 * runs[0].learning_rate}  # the footnote's 5× rate
+    assert {c.seed for c in runs} == set(range(10)) and {c.method for c in runs} == {"grpo", "lambda_grpo"}
+    rates = sorted({c.learning_rate for c in runs})
+    assert len(rates) >= 3 and rates[-1] / rates[0] >= 30  # the issue's sweep: >= 3 rates over >= 30x
+    assert {(c.temperature, c.max_grad_norm, c.toy_mask) for c in runs} == {(0.75, 0.0, "policy")}
+    assert len(runs) == 6 * 2 * len(rates) * 10
+    lm = [cfg for _, cfg in experiment_runs("toy_lm", "small")]
+    assert {c.model for c in lm} == {"smollm2-135m"}
+    assert {c.learning_rate for c in lm} == set(TOY_RATES["smollm2-135m"])
+    at_paper_rate = [c for c in lm if c.learning_rate == 1e-5]  # PAPER.md §4.3: 6 configs x 2 methods x 5 seeds
+    assert len(at_paper_rate) == 60 and {(c.toy_n, c.toy_r_neg) for c in at_paper_rate} == set(TOY_CONFIGS)
+    other = [c for c in lm if c.learning_rate != 1e-5]
+    assert {(c.toy_n, c.toy_r_neg) for c in other} == {(1, -1.0)} and len(other) == 3 * 2 * 5
+    ablation = [cfg for _, cfg in experiment_runs("toy_ablation", "small")]
+    assert {c.toy_mask for c in ablation} == {"sampling_only"} and len(ablation) == len(rates) * 2 * 10
+
+
+def _finish(run_dir, freqs):
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"status": "finished"}))
+    rows = [{"step": s + 1, "target_frequency": f} for s, f in enumerate(freqs)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_toy_best_takes_each_methods_best_sweep_rate_on_fresh_seeds(tmp_path):
+    sweep = experiment_runs("toy", "smoke")
+    with pytest.raises(ValueError, match="needs the finished toy sweep; 8 of 8"):
+        experiment_runs("toy_best", "smoke", root=tmp_path)
+    root = runs_root("smoke", tmp_path) / "toy"
+    for name, cfg in sweep:  # GRPO is best at the higher rate; λ-GRPO ties, so the lower rate is taken
+        high = cfg.learning_rate == max(c.learning_rate for _, c in sweep)
+        freq = 0.6 if cfg.method == "grpo" and high else 0.3
+        _finish(root / name, [0.0] * 5 + [freq] * 50)  # only the last 50 steps count
+    assert best_toy_rates(root, sweep) == {(1, -1.0, "grpo"): 1e-3, (1, -1.0, "lambda_grpo"): 1e-4}
+    best = experiment_runs("toy_best", "smoke", root=tmp_path)
+    assert {(c.method, c.learning_rate) for _, c in best} == {("grpo", 1e-3), ("lambda_grpo", 1e-4)}
+    assert {c.seed for _, c in best}.isdisjoint({c.seed for _, c in sweep})  # fresh seeds
 
 
 def test_training_arms_share_one_warm_start():
