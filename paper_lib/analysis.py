@@ -6,9 +6,18 @@ import numpy as np
 import pandas as pd
 
 from paper_lib import paper_numbers as paper
-from paper_lib.stats import last_window_mean, mean_ci, paired_t, peak
+from paper_lib.stats import (
+    clopper_pearson,
+    last_window_mean,
+    mde_paired,
+    mean_ci,
+    paired_permutation_p,
+    paired_t,  # fmt: skip
+    peak,
+)
 
-__all__ = ["toy_table", "flat_trees_table", "per_step_process_stats", "peaks_table", "peak_claims"]
+__all__ = ["toy_outcomes", "toy_cells", "toy_comparison", "toy_verdict",
+           "flat_trees_table", "per_step_process_stats", "peaks_table", "peak_claims"]
 
 CONVERGED = 0.5  # a seed "converged on the target" when the target is > half of its last-50-step samples
 
@@ -19,29 +28,85 @@ def _ci_cell(values, bounds: tuple[float, float] = (0.0, 1.0)) -> dict:
     return {"mean": m, "ci_low": max(lo, bounds[0]), "ci_high": min(hi, bounds[1])}
 
 
-def toy_table(df: pd.DataFrame, base_lr: float, window: int = 50) -> pd.DataFrame:
-    """Table 1: target frequency in the last ``window`` steps per (lr, n, r_neg, method), mean and 95% CI.
-
-    The paper's value is given beside rows at ``base_lr`` only (at 5× the rate the paper reports only that neither
-    method converged in any configuration).
-    """
-    per_seed = (
-        df.groupby(["learning_rate", "toy_n", "toy_r_neg", "label", "seed"])
+def toy_outcomes(df: pd.DataFrame, window: int = 50) -> pd.DataFrame:
+    """One row per toy run: its last-``window``-step target frequency (``freq``), whether it converged, and the
+    starting policy's probability of its target (``p0_target``)."""
+    keys = ["tier", "learning_rate", "toy_n", "toy_r_neg", "label", "seed", "p0_target"]
+    out = (
+        df.groupby(keys, dropna=False)
         .apply(lambda g: last_window_mean(g.step, g.target_frequency, window), include_groups=False)
         .rename("freq")
         .reset_index()
     )
+    out["converged"] = out.freq > CONVERGED
+    return out
+
+
+def toy_cells(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Per (tier, lr, n, r_neg, method): mean target frequency (95% t-interval) and converged seeds with their exact
+    Clopper–Pearson interval; the paper's value beside (its rate, 1e-5, is the pretrained tier's; the tiny
+    model's rates are not comparable, so the tiny rows carry it too, for orientation only)."""
     rows = []
-    for (lr, n, r, label), g in per_seed.groupby(["learning_rate", "toy_n", "toy_r_neg", "label"], sort=False):
+    for (tier, lr, n, r, label), g in outcomes.groupby(["tier", "learning_rate", "toy_n", "toy_r_neg", "label"]):
+        k = int(g.converged.sum())
+        low, high = clopper_pearson(k, len(g))
+        paper_value = dict(zip(("GRPO", "λ-GRPO"), paper.TABLE1[(n, r)])).get(label, np.nan)
+        rows.append({"tier": tier, "lr": lr, "n": n, "r_neg": r, "method": label, **_ci_cell(g.freq),
+                     "converged": k, "seeds": len(g), "conv_low": low, "conv_high": high,
+                     "p0_target_median": float(g.p0_target.median()), "paper": paper_value})  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["tier", "lr", "n", "r_neg", "method"], ascending=[True, True, True, False,
+                                                                                              True], ignore_index=True)
+
+
+def toy_comparison(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """λ-GRPO vs GRPO per (tier, n, r_neg), paired by seed (same seed: same target, same samples' randomness).
+
+    Each method is at the rate its rows carry (the best-rate runs: each method's own). Columns: mean frequency of
+    each, the mean paired difference with its sign-flip permutation p-value, converged counts, and the minimum
+    detectable difference (80% power, α = 0.05) of this many seeds.
+    """
+    rows = []
+    for (tier, n, r), g in outcomes.groupby(["tier", "toy_n", "toy_r_neg"]):
+        wide = g.pivot_table(index="seed", columns="label", values="freq").dropna()
+        lr = g.groupby("label").learning_rate.first()
+        d = wide["λ-GRPO"] - wide["GRPO"]
+        conv = g.groupby("label").converged.sum()
         paper_grpo, paper_lambda = paper.TABLE1[(n, r)]
-        paper_value = {"GRPO": paper_grpo, "λ-GRPO": paper_lambda}.get(label, np.nan) if lr == base_lr else np.nan
-        converged = int((g.freq > CONVERGED).sum())
-        rows.append({"lr": lr, "n": n, "r_neg": r, "method": label, **_ci_cell(g.freq),
-                     "seeds_converged": converged, "seeds": len(g), "paper": paper_value})  # fmt: skip
-    table = pd.DataFrame(rows)
-    lam = table[table.method == "λ-GRPO"].set_index(["lr", "n", "r_neg"])["mean"]
-    table["delta_vs_lambda"] = table.apply(lambda r: lam.get((r.lr, r.n, r.r_neg), np.nan) - r["mean"], axis=1)
-    return table.sort_values(["lr", "n", "r_neg", "method"], ascending=[True, True, False, True], ignore_index=True)
+        rows.append({"tier": tier, "n": n, "r_neg": r, "lr_grpo": lr["GRPO"], "lr_lambda": lr["λ-GRPO"],
+                     "seeds": len(wide), "grpo": wide["GRPO"].mean(), "lambda": wide["λ-GRPO"].mean(),
+                     "delta": d.mean(), "p_perm": paired_permutation_p(wide["λ-GRPO"], wide["GRPO"]),
+                     "mde": mde_paired(d), "conv_grpo": int(conv["GRPO"]), "conv_lambda": int(conv["λ-GRPO"]),
+                     "paper_grpo": paper_grpo, "paper_lambda": paper_lambda,
+                     "paper_delta": paper_lambda - paper_grpo})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def toy_verdict(comparison: pd.DataFrame, pairs: pd.DataFrame) -> dict:
+    """Table 1's verdict for one tier, by a rule fixed before the runs (README "The toy task"):
+
+    - the pooled test: sign flips over every (config, seed) pair of λ-GRPO − GRPO;
+    - **reproduced**: pooled p < 0.05 with λ-GRPO higher, and λ-GRPO's mean higher in ≥ 5 of 6 configs;
+    - **not reproduced**: pooled p < 0.05 with GRPO higher, or the pooled 95% CI of the difference lies below
+      half the paper's mean difference (evidence that the effect, if any, is much smaller);
+    - **inconclusive** otherwise, with the pooled minimum detectable difference.
+
+    ``comparison``: one tier's rows of :func:`toy_comparison`; ``pairs``: the same tier's seeds, one row per
+    (config, seed) with columns ``GRPO`` and ``λ-GRPO`` (``table_toy_seeds``).
+    """
+    pairs = pairs.dropna(subset=["GRPO", "λ-GRPO"])
+    d = pairs["λ-GRPO"] - pairs["GRPO"]
+    p = paired_permutation_p(pairs["λ-GRPO"], pairs["GRPO"])
+    mean, low, high = mean_ci(d)
+    wins = int((comparison.delta > 0).sum())
+    half_paper = float(comparison.paper_delta.mean()) / 2
+    if p < 0.05 and mean > 0 and wins >= 5:
+        verdict = "reproduced"
+    elif (p < 0.05 and mean < 0) or high < half_paper:
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    return {"verdict": verdict, "pairs": len(d), "delta": mean, "ci_low": low, "ci_high": high, "p_perm": p,
+            "mde": mde_paired(d), "wins": wins, "configs": len(comparison), "half_paper_delta": half_paper}
 
 
 def flat_trees_table(groups: pd.DataFrame) -> pd.DataFrame:

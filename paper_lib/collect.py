@@ -10,7 +10,7 @@ from paper_lib.callbacks import read_jsonl
 from paper_lib.provenance import read_json
 from paper_lib.stats import last_window_mean
 
-__all__ = ["run_dirs", "metrics_frame", "groups_frame", "run_last_window", "METHOD_LABELS"]
+__all__ = ["run_dirs", "metrics_frame", "groups_frame", "run_last_window", "toy_frame", "METHOD_LABELS"]
 
 METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "scaled_grpo": "scale-matched GRPO"}
 _CONFIG_COLUMNS = ("model", "method", "seed", "beta", "group_size", "toy_n", "toy_r_neg", "learning_rate", "loss_type",
@@ -59,3 +59,12 @@ def run_last_window(run_dir: Path, column: str, window: int) -> float:
     if not rows:
         raise ValueError(f"{run_dir} logged no {column!r}")
     return last_window_mean([r["step"] for r in rows], [r[column] for r in rows], window)
+
+
+def toy_frame(root: Path, tier: str, experiment: str, learning_rate: float | None = None) -> pd.DataFrame:
+    """The toy runs of one experiment (optionally at one learning rate) with their ``tier`` and ``experiment``."""
+    df = metrics_frame(Path(root) / experiment, ["target_frequency", "entropy"])
+    df = df[df.target_frequency.notna()]
+    if learning_rate is not None:
+        df = df[df.learning_rate == learning_rate]
+    return df.assign(tier=tier, experiment=experiment)

@@ -22,7 +22,8 @@ from paper_lib.config import RunConfig
 from paper_lib.paper_config import PaperPreset, paper_presets
 from paper_lib.paths import SCALES, results_dir
 
-__all__ = ["EXPERIMENTS", "experiment_runs", "example_run", "runs_root", "departures", "main", "main_loss_type"]
+__all__ = ["EXPERIMENTS", "TOY_TABLE1", "TOY_SWEEPS", "best_toy_rates",
+           "experiment_runs", "example_run", "runs_root", "departures", "main", "main_loss_type"]
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr", "process_sets", "training",
@@ -34,6 +35,12 @@ TOY_RATES = {"tiny-qwen2": (3e-5, 1e-4, 3e-4, 1e-3),  # >= 30x around the rates 
              "smollm2-135m": (1e-6, 3e-6, 1e-5, 5e-5)}  # the paper's 1e-5, its footnote's 5x, and two lower rates
 TOY_LM_RATE = 1e-5  # PAPER.md §4.3: the paper's rate; the full 6-config table of the pretrained-LM tier
 TOY_SEEDS = {"sweep": range(10), "best": range(10, 30), "lm": range(5)}  # best: fresh seeds at the selected rate
+# Table 1 per tier: (tier, experiment, learning rate or None for the rates its runs carry), per scale.
+TOY_TABLE1 = {"small": [("tiny model", "toy_best", None), ("pretrained LM", "toy_lm", TOY_LM_RATE)],
+              "paper": [("GPT-2 small", "toy", None)]}  # fmt: skip
+TOY_TABLE1["smoke"] = TOY_TABLE1["small"]
+TOY_SWEEPS = {"small": [("tiny model", "toy"), ("pretrained LM", "toy_lm")], "paper": [("GPT-2 small", "toy")]}
+TOY_SWEEPS["smoke"] = TOY_SWEEPS["small"]
 
 # Departures from the paper at the small scale (quoted in REPORT.md). The paper's values are in PAPER.md §4.
 DEPARTURES = {

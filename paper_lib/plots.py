@@ -15,7 +15,8 @@ from paper_lib.groups import group_from_strings  # noqa: E402
 from paper_lib.prm import step_advantages, step_rewards  # noqa: E402
 from paper_lib.tree import ProcessTree  # noqa: E402
 
-__all__ = ["tree_layout", "draw_tree", "node_values", "fig1_process_tree", "fig_example_prm"]
+__all__ = ["tree_layout", "draw_tree", "node_values", "fig1_process_tree", "fig_example_prm", "fig_target_freq",
+           "fig_target_freq_all", "fig_toy_sweep"]
 
 ADVANTAGE_CMAP = "RdBu"  # diverging and colour-blind safe: red = pushed down, blue = pushed up
 
@@ -144,40 +145,84 @@ METHOD_COLORS = {"GRPO": "#0173b2", "λ-GRPO": "#de8f05", "scale-matched GRPO": 
 
 
 def _method_lines(ax, df, y: str, smooth: int, thin: bool = True) -> None:
-    """One thin line per seed and a bold mean per method, ``y`` smoothed by a centred rolling mean."""
+    """One thin line per seed (every seed visible) and a bold mean per method, ``y`` smoothed by a centred rolling
+    mean."""
     for label, sub in df.groupby("label", sort=False):
         color = METHOD_COLORS[label]
         wide = sub.pivot_table(index="step", columns="seed", values=y).sort_index()
         wide = wide.rolling(smooth, min_periods=1, center=True).mean()
         if thin:
-            ax.plot(wide.index, wide.values, color=color, lw=0.6, alpha=0.35)
+            ax.plot(wide.index, wide.values, color=color, lw=0.7, alpha=0.45)
         ax.plot(wide.index, wide.mean(axis=1), color=color, lw=2.2, label=f"{label} (mean of {wide.shape[1]})")
 
 
+def _paper_marks(ax, n: int, r_neg: float, last_step: float) -> None:
+    """The paper's Table 1 values (last-50-step means) as markers at the right edge, labelled as the paper's."""
+    from paper_lib.paper_numbers import TABLE1
+
+    for label, value in zip(("GRPO", "λ-GRPO"), TABLE1[(n, r_neg)]):
+        ax.plot([last_step], [value], marker="<", ms=9, color=METHOD_COLORS[label], mec="black", ls="none",
+                label=f"paper's {label}: {value:.3f}", clip_on=False)  # fmt: skip
+
+
 def fig_target_freq(df, n: int, r_neg: float, smooth: int = 10):
-    """Target frequency per step for one toy configuration (the paper's figure: n = 1, r_neg = −1)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    _method_lines(ax, df[(df.toy_n == n) & (df.toy_r_neg == r_neg)], "target_frequency", smooth)
-    ax.set(xlabel="training step", ylabel=f"target frequency ({smooth}-step mean)", ylim=(-0.02, 1.02),
-           title=f"Toy tree task, n = {n}, r_neg = {r_neg:g}: thin lines are seeds")  # fmt: skip
-    ax.legend(frameon=False)
+    """Target frequency per step for one toy configuration, one panel per tier (the paper's figure: n = 1,
+    r_neg = −1): every seed a thin line, the mean bold, the paper's Table 1 values marked at the right."""
+    sub = df[(df.toy_n == n) & (df.toy_r_neg == r_neg)]
+    tiers = list(dict.fromkeys(sub.tier))
+    fig, axes = plt.subplots(1, len(tiers), figsize=(6.5 * len(tiers), 4), squeeze=False, sharey=True)
+    for ax, tier in zip(axes[0], tiers):
+        part = sub[sub.tier == tier]
+        _method_lines(ax, part, "target_frequency", smooth)
+        _paper_marks(ax, n, r_neg, part.step.max())
+        rates = ", ".join(f"{lab} lr {lr:g}" for lab, lr in part.groupby("label").learning_rate.first().items())
+        ax.set(xlabel="training step", ylim=(-0.02, 1.02), title=f"{tier}: n = {n}, r_neg = {r_neg:g} ({rates})")
+        ax.legend(frameon=False, fontsize=8)
+    axes[0, 0].set_ylabel(f"target frequency ({smooth}-step mean)")
     fig.tight_layout()
     return fig
 
 
 def fig_target_freq_all(df, smooth: int = 10):
-    """Small multiples: every (n, r_neg) configuration of Table 1, means per method."""
+    """Small multiples: every (n, r_neg) configuration of Table 1 for one tier, every seed and the means."""
     configs = sorted({(n, r) for n, r in zip(df.toy_n, df.toy_r_neg)}, key=lambda c: (c[0], -c[1]))
     cols = min(3, len(configs))
     rows = -(-len(configs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), sharex=True, sharey=True, squeeze=False)
     for ax, (n, r) in zip(axes.flat, configs):
-        _method_lines(ax, df[(df.toy_n == n) & (df.toy_r_neg == r)], "target_frequency", smooth, thin=False)
+        part = df[(df.toy_n == n) & (df.toy_r_neg == r)]
+        _method_lines(ax, part, "target_frequency", smooth)
+        _paper_marks(ax, n, r, part.step.max())
         ax.set(title=f"n = {n}, r_neg = {r:g}", ylim=(-0.02, 1.02))
     for ax in axes[-1]:
         ax.set_xlabel("training step")
     for ax in axes[:, 0]:
         ax.set_ylabel("target frequency")
+    axes.flat[0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_toy_sweep(outcomes):
+    """Last-50-step target frequency against the learning rate, per configuration and tier: one dot per seed
+    (jittered), the mean per method as a line."""
+    panels = sorted({(t, n, r) for t, n, r in zip(outcomes.tier, outcomes.toy_n, outcomes.toy_r_neg)},
+                    key=lambda c: (c[0], c[1], -c[2]))  # fmt: skip
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), sharey=True, squeeze=False)
+    for ax, (tier, n, r) in zip(axes.flat, panels):
+        part = outcomes[(outcomes.tier == tier) & (outcomes.toy_n == n) & (outcomes.toy_r_neg == r)]
+        for k, (label, g) in enumerate(part.groupby("label", sort=False)):
+            jitter = 1 + 0.06 * (k - 0.5) + 0.02 * ((g.seed % 5) - 2) / 2
+            ax.scatter(g.learning_rate * jitter, g.freq, s=9, alpha=0.5, color=METHOD_COLORS[label])
+            means = g.groupby("learning_rate").freq.mean()
+            ax.plot(means.index, means.values, color=METHOD_COLORS[label], lw=2, marker="o", label=label)
+        ax.set(xscale="log", title=f"{tier}: n = {n}, r_neg = {r:g}", ylim=(-0.03, 1.03), xlabel="learning rate")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("target freq., last 50 steps")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     axes.flat[0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig

@@ -59,3 +59,44 @@ def test_cpu_layout_keeps_one_base_per_experiment(tmp_path):
     assert set(df.model) == {"tiny-qwen2"} and set(df.version) == {"Base", "λ-GRPO"}
     lam = df[(df.version == "λ-GRPO") & (df.set == "level1")].sort_values("seed").accuracy.tolist()
     assert lam == [0.75, 0.25]
+
+
+def _outcomes(freqs: dict):
+    """Long per-seed outcomes: {(tier, n, r_neg, method): [freq per seed]} (seeds 0..k-1, one lr per method)."""
+    import pandas as pd
+
+    rows = [{"tier": t, "toy_n": n, "toy_r_neg": r, "label": m, "seed": s, "freq": f, "converged": f > 0.5,
+             "learning_rate": 1e-4 if m == "GRPO" else 3e-4, "p0_target": 0.07}
+            for (t, n, r, m), fs in freqs.items() for s, f in enumerate(fs)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_toy_comparison_and_verdict_follow_the_stated_rule():
+    from paper_lib.analysis import toy_comparison, toy_verdict
+    from paper_lib.experiments import TOY_CONFIGS as TOY_CONFIGS_FOR_TESTS
+
+    strong = {("t", n, r, m): ([0.0] * 5 if m == "GRPO" else [0.9] * 4 + [0.1]) for n, r in TOY_CONFIGS_FOR_TESTS
+              for m in ("GRPO", "λ-GRPO")}  # fmt: skip
+    table = toy_comparison(_outcomes(strong))
+    assert len(table) == 6 and list(table.delta) == pytest.approx([0.74] * 6) and (table.seeds == 5).all()
+    assert list(table.p_perm) == pytest.approx([2 / 32] * 6)  # 5 pairs, all one way: the smallest attainable p
+    assert (table.conv_lambda == 4).all() and (table.conv_grpo == 0).all()
+    assert set(table.lr_grpo) == {1e-4} and set(table.lr_lambda) == {3e-4}  # each method at its own rate
+    seeds = _outcomes(strong).pivot_table(index=["tier", "toy_n", "toy_r_neg", "seed"], columns="label",
+                                           values="freq").reset_index()  # fmt: skip
+    v = toy_verdict(table, seeds)
+    assert v["verdict"] == "reproduced" and v["pairs"] == 30 and v["wins"] == 6 and v["p_perm"] < 1e-3
+    # no difference at all, measured tightly: evidence against (the CI lies below half the paper's mean Δ)
+    null = {k: [0.3, 0.31, 0.29, 0.3, 0.3] for k in strong}
+    t0 = toy_comparison(_outcomes(null))
+    s0 = _outcomes(null).pivot_table(index=["tier", "toy_n", "toy_r_neg", "seed"], columns="label",
+                                     values="freq").reset_index()  # fmt: skip
+    assert toy_verdict(t0, s0)["verdict"] == "not reproduced"
+    # noisy and small: neither
+    rng = __import__("numpy").random.default_rng(1)
+    noisy = {k: list(rng.choice([0.0, 1.0], 5)) for k in strong}
+    tn = toy_comparison(_outcomes(noisy))
+    sn = _outcomes(noisy).pivot_table(index=["tier", "toy_n", "toy_r_neg", "seed"], columns="label",
+                                      values="freq").reset_index()  # fmt: skip
+    vn = toy_verdict(tn, sn)
+    assert vn["verdict"] == "inconclusive" and vn["mde"] > 0.2

@@ -2,6 +2,7 @@
 local stand-ins for the hub model and data, the held-out evaluation of its best checkpoint, the paper-scale
 experiment lists and the command line. Offline, CPU, seconds."""
 
+import dataclasses
 import json
 
 import pytest
@@ -165,13 +166,21 @@ def test_command_lines(capsys):
 
 
 def test_a_toy_preset_samples_only_paths_of_the_tree(mirror, tmp_path):
-    """GPT-2 small's stand-in (a tiny GPT-2 on a character tokenizer) in the mirror: every rollout is four of L/R."""
+    """GPT-2 small's stand-in (a tiny GPT-2 on a character tokenizer) in the mirror: every rollout is four of L/R,
+    and the trained policy is the sampled one (entropy <= ln 2); the sampling-only ablation is not."""
+    import math
+
     preset = paper_preset("toy/n1_r1_lambda_grpo_s0", max_steps=3, mirror=str(mirror))
     run_dir = runs.run(preset, tmp_path / "toy")
     rows = runs.load_metrics(run_dir).dropna(subset=["loss"])
     assert list(rows.step) == [1, 2, 3] and rows["target_frequency"].between(0, 1).all()
-    assert (rows["completions/mean_length"] == 4).all()
+    assert (rows["completions/mean_length"] == 4).all() and rows.entropy.max() <= math.log(2)
+    drawn = read_json(run_dir / "toy_target.json")  # the target rule ran on the starting policy's 16 paths
+    assert len(drawn["p0"]) == 16 and math.isclose(sum(drawn["p0"].values()), 1, rel_tol=1e-5)
+    assert drawn["p0_target"] == drawn["p0"][drawn["target"]]
     assert not (run_dir / "best").exists()
+    ablation = runs.run(dataclasses.replace(preset, toy_mask="sampling_only"), tmp_path / "toy_ablation")
+    assert runs.load_metrics(ablation).entropy.max() > math.log(2)
 
 
 def test_preflight_with_a_mirror_needs_no_hub_but_every_file(tmp_path):

@@ -26,3 +26,42 @@ def test_paired_t_and_wins():
 def test_peak_and_last_window():
     assert peak([10, 20, 30, 40], [0.1, 0.5, 0.5, 0.2]) == (0.5, 20)  # first step of the peak
     assert last_window_mean(list(range(1, 251)), [0.0] * 200 + [1.0] * 50, 50) == 1.0
+
+
+def test_clopper_pearson_against_scipy_and_by_hand():
+    from scipy.stats import binomtest
+
+    from paper_lib.stats import clopper_pearson
+
+    for k, n in [(0, 5), (3, 20), (20, 20), (7, 13)]:
+        ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert clopper_pearson(k, n) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert clopper_pearson(0, 5)[1] == pytest.approx(1 - 0.025 ** (1 / 5))  # k = 0: 1 - (α/2)^(1/n)
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        clopper_pearson(6, 5)
+
+
+def test_paired_permutation_p_against_brute_force_enumeration():
+    import itertools
+
+    import numpy as np
+
+    from paper_lib.stats import paired_permutation_p
+
+    rng = np.random.default_rng(0)
+    for n in (1, 4, 7):
+        a, b = rng.random(n).round(2), rng.random(n).round(2)
+        d = a - b
+        flips = [abs(sum(s * x for s, x in zip(signs, d))) for signs in itertools.product((1, -1), repeat=n)]
+        assert paired_permutation_p(a, b) == pytest.approx(np.mean([f >= abs(d.sum()) - 1e-12 for f in flips]))
+    assert paired_permutation_p([1.0] * 5, [0.0] * 5) == pytest.approx(2 / 32)  # the smallest p of 5 pairs
+    assert math.isnan(paired_permutation_p([0.3, 0.3], [0.3, 0.3]))  # undefined, not p = 0 or 1
+    big = paired_permutation_p(np.ones(30), np.zeros(30), n_resamples=20_000)  # Monte Carlo beyond 20 pairs
+    assert big < 1e-3
+
+
+def test_mde_is_the_normal_power_formula():
+    from paper_lib.stats import mde_paired
+
+    d = [0.1, -0.1, 0.3, -0.3]  # sd = sqrt(0.2 / 3), n = 4; (1.959964 + 0.841621) * sd / 2
+    assert mde_paired(d) == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.2 / 3) / 2, rel=1e-5)
