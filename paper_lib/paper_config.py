@@ -203,6 +203,7 @@ def grpo_config_kwargs(
         learning_rate=preset.learning_rate, lr_scheduler_type=preset.lr_scheduler_type, warmup_steps=0,
         optim="adamw_torch", weight_decay=preset.weight_decay, max_grad_norm=preset.max_grad_norm,
         beta=preset.beta, loss_type=preset.loss_type, epsilon=preset.epsilon, num_iterations=preset.num_iterations,
+        use_bias_correction_kl=False,  # the paper's D_{i,t}: plain k3 (TRL 1.16 defaults to DeepSeek-V3.2's estimator)
         scale_rewards="group", temperature=preset.temperature, top_k=preset.top_k, top_p=preset.top_p,
         max_completion_length=preset.max_completion_length, bf16=bf16, fp16=False,
         model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"}, use_vllm=preset.use_vllm,

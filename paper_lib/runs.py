@@ -221,6 +221,7 @@ def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant",  # as the authors' code (no scheduler)
         beta=cfg.beta,
+        use_bias_correction_kl=False,  # the paper's k3 KL gradient (TRL 1.16's default multiplies it by the ratio)
         loss_type=cfg.loss_type,
         temperature=cfg.temperature,
         max_completion_length=task.depth if cfg.task == "toy_tree" else cfg.max_completion_length,

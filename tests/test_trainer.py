@@ -1,5 +1,7 @@
 """LambdaGRPOTrainer against TRL's own GRPOTrainer and against paper_lib.losses."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
@@ -161,3 +163,43 @@ def test_scale_matched_grpo_is_grpo_times_the_mean_weight(policy, beta):
 def test_scale_matched_needs_plain_grpo():
     with pytest.raises(ValueError, match="scale_matched=True is the GRPO control arm"):
         LambdaGRPOConfig(output_dir="/tmp/unused", use_cpu=True, report_to="none", scale_matched=True)
+
+
+@pytest.mark.parametrize("process_weighting", [True, False])
+def test_kl_gradient_is_the_papers_k3_with_pi_off_the_reference(policy, process_weighting):
+    """At β > 0 with π ≠ π_ref, the trainer's *gradient* equals paper_lib.losses' (plain k3, the paper's D_{i,t} and
+    the authors' `_step`) once TRL's bias-corrected KL (its default, DeepSeek-V3.2's estimator) is off, as every run
+    of this project sets it; with TRL's default the gradients differ (the loss values agree, which is why a
+    loss-only test missed it)."""
+    from paper_lib import runs
+    from paper_lib.config import RunConfig
+    from paper_lib.paper_config import grpo_config_kwargs, paper_presets
+
+    assert grpo_config_kwargs(paper_presets("downstream")[0], "/tmp/x", 1)["use_bias_correction_kl"] is False
+    cpu_args = runs._grpo_args(RunConfig(name="x", beta=0.04), Path("/tmp/x"), policy[1], None)
+    assert cpu_args.use_bias_correction_kl is False
+    grads = {}
+    for corrected in (False, True):
+        trainer = _trainer(policy, loss_type="dapo", beta=0.04, process_weighting=process_weighting,
+                           use_bias_correction_kl=corrected)  # fmt: skip
+        trainer.current_gradient_accumulation_steps = 1
+        inputs, rewards = _fixed_batch(trainer, torch.Generator().manual_seed(0))
+        ids, mask = inputs["completion_ids"], inputs["completion_mask"]
+        if process_weighting:
+            weights = lambda_weights(ids.view(-1, 4, ids.shape[1]), mask.view(-1, 4, ids.shape[1])).view(ids.shape)
+            trainer._weigh(inputs, weights)
+        inputs["ref_per_token_logps"] = -torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) * 3
+        params = [p for p in trainer.model.parameters() if p.requires_grad]
+        trl_grad = torch.autograd.grad(trainer._compute_loss(trainer.model, inputs), params)
+        full, attention = torch.cat([inputs["prompt_ids"], ids], 1), torch.cat([inputs["prompt_mask"], mask], 1)
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, full, attention, ids.shape[1])
+        fn = losses.lambda_grpo_loss if process_weighting else losses.grpo_loss
+        groups = lambda x: x.view(-1, 4, *x.shape[1:])  # noqa: E731
+        ref = groups(inputs["ref_per_token_logps"])
+        ours = fn(groups(logps), groups(ids), groups(mask), groups(rewards), ref_logps=ref, beta=0.04,
+                  normalization="token")  # fmt: skip
+        ours_grad = torch.autograd.grad(ours, params)
+        grads[corrected] = max(float((a - b).abs().max()) for a, b in zip(trl_grad, ours_grad))
+        scale = max(float(b.abs().max()) for b in ours_grad)
+    assert grads[False] < 1e-6 * max(scale, 1.0)
+    assert grads[True] > 1e-3 * scale  # TRL's default is another estimator
