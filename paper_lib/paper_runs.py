@@ -110,7 +110,7 @@ def _args(preset: PaperPreset, run_dir: Path, tokenizer):
     # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
     kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
     if preset.task == "toy_tree":
-        kwargs |= toy_policy_kwargs(preset.toy_mask, tokenizer)
+        kwargs |= toy_policy_kwargs(preset.toy_mask, tokenizer, use_vllm=preset.use_vllm)
     return LambdaGRPOConfig(**kwargs)
 
 

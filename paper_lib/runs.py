@@ -195,12 +195,18 @@ def counting(reward_fn, target_metric: bool = False):
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
-def toy_policy_kwargs(mask: str, tokenizer) -> dict:
+def toy_policy_kwargs(mask: str, tokenizer, use_vllm: bool = False) -> dict:
     """``LambdaGRPOConfig`` arguments that restrict the toy policy to L/R: for sampling and training (``"policy"``,
-    the experiment), or for sampling only (``"sampling_only"``, the labelled ablation of :mod:`paper_lib.vocab`)."""
+    the experiment), or for sampling only (``"sampling_only"``, the labelled ablation of :mod:`paper_lib.vocab`).
+
+    With vLLM the sampling restriction is vLLM's own ``allowed_token_ids`` (its ``SamplingParams`` takes no
+    ``suppress_tokens``); ``LambdaGRPOConfig`` adds it by itself for ``"policy"``.
+    """
     if mask == "policy":
         return {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}
     if mask == "sampling_only":
+        if use_vllm:
+            return {"generation_kwargs": {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}}
         return {"generation_kwargs": tasks.ToyTreeTask.sampling_only_kwargs(tokenizer)}
     raise ValueError(f"toy_mask must be 'policy' or 'sampling_only', got {mask!r}")
 

@@ -140,3 +140,17 @@ def test_path_probabilities_are_exact_and_the_target_rule_is_the_stated_one():
     assert toy_start.draw_target({"LL": 0.6, "LR": 0.2, "RL": 0.19, "RR": 0.01}, 0) == "RL"  # 0.19 is nearest
     assert toy_start.draw_target({"LL": 0.97, "LR": 0.01, "RL": 0.01, "RR": 0.01}, 0) == "LR"  # a tie: sorted first
     assert toy_start.bos_prompt(tokenizer) == "" and tokenizer("")["input_ids"] == [tokenizer.bos_token_id]
+
+
+def test_toy_runs_hand_vllm_only_sampling_params_it_takes():
+    """vLLM's SamplingParams has no suppress_tokens (it broke every toy run with use_vllm=true); allowed_token_ids."""
+    from paper_lib.runs import toy_policy_kwargs
+
+    tokenizer = char_tokenizer(TOY_CHARS)
+    ids = ToyTreeTask.allowed_token_ids(tokenizer)
+    args = LambdaGRPOConfig(output_dir="/tmp/unused", use_cpu=True, use_vllm=True,
+                            **toy_policy_kwargs("policy", tokenizer, use_vllm=True))  # fmt: skip
+    assert args.generation_kwargs == {"allowed_token_ids": ids} and args.allowed_token_ids == ids
+    ablation = toy_policy_kwargs("sampling_only", tokenizer, use_vllm=True)
+    assert ablation == {"generation_kwargs": {"allowed_token_ids": ids}}
+    assert "suppress_tokens" in toy_policy_kwargs("sampling_only", tokenizer)["generation_kwargs"]  # HF generate
