@@ -22,7 +22,7 @@ from paper_lib.config import RunConfig
 from paper_lib.paper_config import PaperPreset, paper_presets
 from paper_lib.paths import SCALES, results_dir
 
-__all__ = ["EXPERIMENTS", "TOY_TABLE1", "TOY_SWEEPS", "best_toy_rates",
+__all__ = ["EXPERIMENTS", "TOY_TABLE1", "TOY_SWEEPS", "best_toy_rates", "toy_planned_pairs",
            "experiment_runs", "example_run", "runs_root", "departures", "main", "main_loss_type"]
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,14 @@ def _toy(scale: str, which: str, root: Path | None = None) -> list[tuple[str, Ru
                                   for m in methods]  # fmt: skip
         return main + extra
     return []  # toy_high_lr: the sweeps span the footnote's 5x (DEPARTURES)
+
+
+def toy_planned_pairs(scale: str, experiment: str, learning_rate: float | None = None) -> int:
+    """How many (config, seed) pairs of λ-GRPO and GRPO one Table 1 tier plans (to show how complete it is)."""
+    if experiment == "toy_best":  # one rate per method, planned without the sweep
+        return len(TOY_CONFIGS[1:2] if scale == "smoke" else TOY_CONFIGS) * len(_seeds("best", scale == "smoke"))
+    runs = [c for _, c in experiment_runs(experiment, scale) if learning_rate in (None, c.learning_rate)]
+    return len({(c.toy_n, c.toy_r_neg, c.seed) for c in runs})
 
 
 def _seeds(kind: str, smoke: bool) -> list[int]:

@@ -47,12 +47,17 @@ def _table1(scale, root) -> list[dict]:
     if t is None or seeds is None:
         return [{"claim": "Table 1: λ-GRPO hits the toy target more often than GRPO", "paper": "6/6 configs",
                  "ours": "not run (notebook 02 absent)", "verdict": "inconclusive", "why": ""}]  # fmt: skip
+    from paper_lib.experiments import TOY_TABLE1, toy_planned_pairs
+
+    planned = {tier: toy_planned_pairs(scale, exp, lr) for tier, exp, lr in TOY_TABLE1[scale]}
     paper_wins = sum(lam > grpo for grpo, lam in paper.TABLE1.values())
     rows = []
     for tier, part in t.groupby("tier", sort=False):
         v = toy_verdict(part, seeds[seeds.tier == tier])
+        complete = "" if v["pairs"] >= planned.get(tier, 0) else f" (partial: {v['pairs']} of {planned[tier]} planned)"
         rates = ", ".join(sorted({f"{a:g}/{b:g}" for a, b in zip(part.lr_grpo, part.lr_lambda)}))
-        ours = (f"λ−GRPO {v['delta']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] over {v['pairs']} paired seeds "
+        ours = (f"λ−GRPO {v['delta']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] over {v['pairs']} paired seeds"
+                f"{complete} "
                 f"(p = {v['p_perm']:.3g}, MDE {v['mde']:.3f}); λ higher in {v['wins']}/{v['configs']} configs; "
                 f"converged GRPO {part.conv_grpo.sum()}/{part.seeds.sum()}, λ-GRPO {part.conv_lambda.sum()}/"
                 f"{part.seeds.sum()}; lr GRPO/λ {rates}")  # fmt: skip
