@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from paper_lib.paths import SCALES
+from paper_lib.paths import SCALES, check_run_name
 
 __all__ = ["TheoremConfig", "theorem_config", "RunConfig", "METHODS"]
 
@@ -83,6 +83,10 @@ class RunConfig:
         return self.batch_size if self.batch_size is not None else self.prompts_per_step * self.group_size
 
     def validate(self) -> RunConfig:
+        try:
+            check_run_name(self.name)
+        except ValueError as err:
+            raise ValueError(f"RunConfig.{err}") from None
         checks = [
             (self.task in _TASKS, "task", f"unknown task {self.task!r}; known: {list(_TASKS)}"),
             (self.model in _MODELS, "model", f"unknown model {self.model!r}; known: {list(_MODELS)}"),

@@ -99,6 +99,12 @@ class PaperPreset:
         return asdict(self)
 
     def validate(self) -> PaperPreset:
+        from paper_lib.paths import check_run_name
+
+        try:
+            check_run_name(self.name)
+        except ValueError as err:
+            raise ValueError(f"PaperPreset.{err}") from None
         choices = {"experiment": PAPER_EXPERIMENTS, "model": PAPER_MODEL_KEYS, "method": ("grpo", "lambda_grpo"),
                    "loss_type": PAPER_LOSS_TYPES, "precision": PAPER_PRECISIONS,
                    "vllm_mode": ("colocate", "server"), "task": ("openrs", "toy_tree"),

@@ -22,6 +22,16 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def check_run_name(name) -> str:
+    """``name`` if it is a plain folder name (one path component, not ``.``/``..``, no separator), else ValueError:
+    a run directory is ``root / name`` and must stay inside ``root``."""
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"name must be a plain folder name (no '/', not '.' or '..', not empty), got {name!r}")
+    if name != name.strip() or name.startswith("."):
+        raise ValueError(f"name must not start with '.' or have surrounding spaces, got {name!r}")
+    return name
 SCALES = ("smoke", "small", "paper")
 
 # key -> (notebook that writes it, path relative to results/<scale>/). A figure (.pdf) also has a .png; a table

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from paper_lib.paper_config import PaperPreset
 from paper_lib.provenance import device_name, git_state, read_json, seed_everything, utc_now, versions, write_json
 
 __all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics", "counting", "toy_task",
-           "toy_policy_kwargs"]
+           "toy_policy_kwargs", "one_writer"]
 
 log = logging.getLogger(__name__)
 _REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
@@ -307,6 +308,29 @@ def _validate(model, tokenizer, dataset, reward_fn, max_new_tokens):
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def one_writer(run_dir: Path):
+    """Hold an exclusive OS lock on ``run_dir/.writer.lock`` for as long as the block runs (the OS releases it when
+    the process dies, even by ``kill -9``). A second process refuses at once, naming the holder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / ".writer.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RuntimeError(f"{run_dir} is being trained by {holder}; one writer per run (wait for it or stop it)") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {utc_now()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def _check_same_config(cfg: RunConfig | PaperPreset, run_dir: Path) -> None:
     config_path = run_dir / "config.json"
     if config_path.is_file() and read_json(config_path) != cfg.to_dict():
@@ -327,9 +351,19 @@ def _prepare_run_dir(cfg: RunConfig | PaperPreset, run_dir: Path) -> Path | None
 
 
 def run(cfg: RunConfig | PaperPreset, root: Path | str, cache: Path | str | None = None) -> Path:
-    """Train one run into ``root / cfg.name`` (skipped when finished; resumed when interrupted)."""
+    """Train one run into ``root / cfg.name`` (skipped when finished; resumed when interrupted). Only one process
+    trains a run directory at a time (:func:`one_writer`); a second one raises RuntimeError naming the first."""
     cfg.validate()
     run_dir = Path(root) / cfg.name
+    if run_dir.resolve().parent != Path(root).resolve():
+        raise ValueError(f"run name {cfg.name!r} leaves the root {root}")
+    if not _is_main():
+        return _run(cfg, run_dir, cache, root)
+    with one_writer(run_dir):
+        return _run(cfg, run_dir, cache, root)
+
+
+def _run(cfg: RunConfig | PaperPreset, run_dir: Path, cache: Path | str | None, root: Path | str) -> Path:
     _check_same_config(cfg, run_dir)
     if is_finished(run_dir):
         log.info("run %s is finished; not redone", run_dir)

@@ -68,6 +68,32 @@ def test_bad_configs_fail_before_any_work(tmp_path, kw, field):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("name", ["../escape", "/abs/dir", "", ".", "..", "a/b", " x", ".hidden"])
+def test_run_names_stay_inside_the_root(tmp_path, name):
+    root = tmp_path / "root"
+    with pytest.raises(ValueError, match="RunConfig.name must"):
+        run(RunConfig(name=name, **TINY), root)
+    assert not tmp_path.joinpath("escape").exists() and not root.exists()  # nothing written anywhere
+    from paper_lib.paper_config import paper_presets
+
+    with pytest.raises(ValueError, match="PaperPreset.name must"):
+        __import__("dataclasses").replace(paper_presets("toy")[0], name=name).validate()
+
+
+def test_one_writer_per_run_directory(tmp_path):
+    """A second process (here: a second lock on the same folder) refuses at once and names the holder; nothing of the
+    run is written by it. The lock goes with its holder."""
+    from paper_lib.runs import one_writer
+
+    cfg = RunConfig(name="busy", **(TINY | {"max_steps": 2, "eval_every": 0}))
+    with one_writer(tmp_path / "busy"):
+        holder = rf"busy is being trained by pid {os.getpid()} on .*; one writer per run"
+        with pytest.raises(RuntimeError, match=holder):
+            run(cfg, tmp_path, cache=tmp_path / "cache")
+        assert not (tmp_path / "busy" / "config.json").exists()
+    assert is_finished(run(cfg, tmp_path, cache=tmp_path / "cache"))  # released: the run goes ahead
+
+
 def test_missing_answer_column_is_named():
     from datasets import Dataset
 
