@@ -320,7 +320,8 @@ def one_writer(run_dir: Path):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise RuntimeError(f"{run_dir} is being trained by {holder}; one writer per run (wait for it or stop it)") from None
+        message = f"{run_dir} is being trained by {holder}; one writer per run (wait for it or stop it)"
+        raise RuntimeError(message) from None
     try:
         handle.seek(0)
         handle.truncate()
