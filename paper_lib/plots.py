@@ -218,7 +218,9 @@ def fig_toy_sweep(outcomes):
             ax.scatter(g.learning_rate * jitter, g.freq, s=9, alpha=0.5, color=METHOD_COLORS[label])
             means = g.groupby("learning_rate").freq.mean()
             ax.plot(means.index, means.values, color=METHOD_COLORS[label], lw=2, marker="o", label=label)
-        ax.set(xscale="log", title=f"{tier}: n = {n}, r_neg = {r:g}", ylim=(-0.03, 1.03), xlabel="learning rate")
+        lo, hi = part.learning_rate.min(), part.learning_rate.max()
+        ax.set(xscale="log", xlim=(lo / 2, hi * 2), title=f"{tier}: n = {n}, r_neg = {r:g}", ylim=(-0.03, 1.03),
+               xlabel="learning rate")  # fmt: skip
     for ax in axes[:, 0]:
         ax.set_ylabel("target freq., last 50 steps")
     for ax in list(axes.flat)[len(panels):]:

@@ -61,11 +61,14 @@ def _table1(scale, root) -> list[dict]:
                 f"(p = {v['p_perm']:.3g}, MDE {v['mde']:.3f}); λ higher in {v['wins']}/{v['configs']} configs; "
                 f"converged GRPO {part.conv_grpo.sum()}/{part.seeds.sum()}, λ-GRPO {part.conv_lambda.sum()}/"
                 f"{part.seeds.sum()}; lr GRPO/λ {rates}")  # fmt: skip
+        if v["verdict_as_first_stated"] != v["verdict"]:
+            ours += f" (the rule as first stated: {v['verdict_as_first_stated']})"
         rows.append({"claim": f"Table 1 ({tier}): λ-GRPO hits the toy target more often than GRPO",
                      "paper": f"{paper_wins}/6 configs, mean Δ {t.paper_delta.mean():+.3f}", "ours": ours,
                      "verdict": v["verdict"],
-                     "why": "pooled sign-flip test and 95% CI of the paired difference; 'not reproduced' needs "
-                            "p < 0.05 against λ or a CI below half the paper's Δ (table1_toy, table_toy_seeds)"})
+                     "why": "pooled sign-flip test and 95% CI of the paired difference (analysis.toy_verdict); "
+                            "'not reproduced' needs p < 0.05 against λ, or no effect with a CI below half the "
+                            "paper's Δ (table1_toy, table_toy_seeds)"})
     rows += _toy_footnote(scale, root) + _toy_ablation(scale, root)
     return rows
 
