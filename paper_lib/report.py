@@ -59,8 +59,8 @@ def _table1(scale, root) -> list[dict]:
         ours = (f"λ−GRPO {v['delta']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] over {v['pairs']} paired seeds"
                 f"{complete} "
                 f"(p = {v['p_perm']:.3g}, MDE {v['mde']:.3f}); λ higher in {v['wins']}/{v['configs']} configs; "
-                f"converged GRPO {part.conv_grpo.sum()}/{part.seeds.sum()}, λ-GRPO {part.conv_lambda.sum()}/"
-                f"{part.seeds.sum()}; lr GRPO/λ {rates}")  # fmt: skip
+                f"converged GRPO {_converged(part.conv_grpo.sum(), part.seeds.sum())}, λ-GRPO "
+                f"{_converged(part.conv_lambda.sum(), part.seeds.sum())}; lr GRPO/λ {rates}")  # fmt: skip
         if v["verdict_as_first_stated"] != v["verdict"]:
             ours += f" (the rule as first stated: {v['verdict_as_first_stated']})"
         rows.append({"claim": f"Table 1 ({tier}): λ-GRPO hits the toy target more often than GRPO",
@@ -71,6 +71,14 @@ def _table1(scale, root) -> list[dict]:
                             "paper's Δ (table1_toy, table_toy_seeds)"})
     rows += _toy_footnote(scale, root) + _toy_ablation(scale, root)
     return rows
+
+
+def _converged(k, n) -> str:
+    """``k/n`` converged seeds with the exact (Clopper–Pearson) 95% interval of the share."""
+    from paper_lib.stats import clopper_pearson
+
+    low, high = clopper_pearson(int(k), int(n))
+    return f"{int(k)}/{int(n)} [{low:.2f}, {high:.2f}]"
 
 
 def _toy_footnote(scale, root) -> list[dict]:
