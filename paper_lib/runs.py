@@ -390,8 +390,21 @@ def _run(cfg: RunConfig | PaperPreset, run_dir: Path, cache: Path | str | None, 
     return run_dir
 
 
+def check_coverage(run_dir: Path, steps: int) -> None:
+    """Raise RuntimeError unless ``metrics.jsonl`` holds one training row (with a ``loss``) for each step 1..steps."""
+    logged = sorted(r["step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r)
+    if logged != list(range(1, steps + 1)):
+        missing = sorted(set(range(1, steps + 1)) - set(logged))
+        repeated = sorted({s for s in logged if logged.count(s) > 1})
+        raise RuntimeError(f"{run_dir}/metrics.jsonl does not cover steps 1..{steps} once: {len(logged)} training "
+                           f"rows, missing {missing[:5]}{'…' if len(missing) > 5 else ''}, repeated {repeated[:5]}; "
+                           "the run is not marked finished (delete it and train it again)")  # fmt: skip
+
+
 def _finish(run_dir: Path, manifest: dict, steps: int, seconds: float) -> None:
-    """Store the logs compactly (metrics.jsonl.gz, groups.parquet) and mark the run finished."""
+    """Store the logs compactly (metrics.jsonl.gz, groups.parquet) and mark the run finished, once its metrics are
+    known to cover every step exactly once."""
+    check_coverage(run_dir, steps)
     pd.DataFrame(read_jsonl(run_dir / "groups.jsonl")).to_parquet(run_dir / "groups.parquet", index=False)
     (run_dir / "groups.jsonl").unlink(missing_ok=True)
     compress(run_dir / "metrics.jsonl")

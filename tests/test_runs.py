@@ -94,6 +94,22 @@ def test_one_writer_per_run_directory(tmp_path):
     assert is_finished(run(cfg, tmp_path, cache=tmp_path / "cache"))  # released: the run goes ahead
 
 
+def test_a_run_with_missing_or_repeated_metrics_is_not_finished(tmp_path):
+    from paper_lib.runs import check_coverage
+
+    def log(rows):
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    log([{"step": s, "loss": 0.0} for s in (1, 2, 3)] + [{"step": 3, "val/accuracy": 0.5}])  # eval rows do not count
+    check_coverage(tmp_path, 3)
+    log([{"step": s, "loss": 0.0} for s in (2, 3)])  # metrics.jsonl deleted and recreated mid-run
+    with pytest.raises(RuntimeError, match=r"does not cover steps 1..3 once: 2 training rows, missing \[1\]"):
+        check_coverage(tmp_path, 3)
+    log([{"step": s, "loss": 0.0} for s in (1, 2, 2, 3)])  # two writers
+    with pytest.raises(RuntimeError, match=r"repeated \[2\]"):
+        check_coverage(tmp_path, 3)
+
+
 def test_missing_answer_column_is_named():
     from datasets import Dataset
 
