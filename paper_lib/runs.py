@@ -201,14 +201,16 @@ def toy_policy_kwargs(mask: str, tokenizer, use_vllm: bool = False) -> dict:
     the experiment), or for sampling only (``"sampling_only"``, the labelled ablation of :mod:`paper_lib.vocab`).
 
     With vLLM the sampling restriction is vLLM's own ``allowed_token_ids`` (its ``SamplingParams`` takes no
-    ``suppress_tokens``); ``LambdaGRPOConfig`` adds it by itself for ``"policy"``.
+    ``suppress_tokens``); ``LambdaGRPOConfig`` adds it by itself for ``"policy"``. Dropout is off in both: with it,
+    the log-probs TRL trains on are those of a randomly thinned network, not of the policy that sampled.
     """
+    same = {"disable_dropout": True}  # GPT-2 small has 0.1 dropout: the trained policy would differ from the sampled
     if mask == "policy":
-        return {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}
+        return same | {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}
     if mask == "sampling_only":
         if use_vllm:
-            return {"generation_kwargs": {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}}
-        return {"generation_kwargs": tasks.ToyTreeTask.sampling_only_kwargs(tokenizer)}
+            return same | {"generation_kwargs": {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}}
+        return same | {"generation_kwargs": tasks.ToyTreeTask.sampling_only_kwargs(tokenizer)}
     raise ValueError(f"toy_mask must be 'policy' or 'sampling_only', got {mask!r}")
 
 

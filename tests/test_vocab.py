@@ -152,5 +152,6 @@ def test_toy_runs_hand_vllm_only_sampling_params_it_takes():
                             **toy_policy_kwargs("policy", tokenizer, use_vllm=True))  # fmt: skip
     assert args.generation_kwargs == {"allowed_token_ids": ids} and args.allowed_token_ids == ids
     ablation = toy_policy_kwargs("sampling_only", tokenizer, use_vllm=True)
-    assert ablation == {"generation_kwargs": {"allowed_token_ids": ids}}
+    assert ablation == {"generation_kwargs": {"allowed_token_ids": ids}, "disable_dropout": True}
+    assert args.disable_dropout  # GPT-2 small's dropout would make the trained policy differ from the sampled one
     assert "suppress_tokens" in toy_policy_kwargs("sampling_only", tokenizer)["generation_kwargs"]  # HF generate
