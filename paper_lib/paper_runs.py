@@ -91,7 +91,7 @@ def _world_size() -> int:
 def _data(preset: PaperPreset, policy: str, run_dir: Path):
     """``(train, validation, reward functions)`` for the preset's task."""
     from paper_lib import paper_data
-    from paper_lib.runs import toy_task
+    from paper_lib.toy_start import toy_task
 
     if preset.task == "toy_tree":
         task = toy_task(preset, policy, run_dir)
@@ -103,7 +103,7 @@ def _data(preset: PaperPreset, policy: str, run_dir: Path):
 def _args(preset: PaperPreset, run_dir: Path, tokenizer):
     import torch
 
-    from paper_lib.runs import toy_policy_kwargs
+    from paper_lib.toy_start import toy_policy_kwargs
     from paper_lib.trainer import LambdaGRPOConfig
 
     kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())

@@ -13,7 +13,6 @@ A run is a :class:`~paper_lib.config.RunConfig` (smoke and small scales: offline
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import logging
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from paper_lib import tasks
+from paper_lib import tasks, toy_start
 from paper_lib.callbacks import GreedyValidation, RunRecorder, compress, read_jsonl, truncate_after
 from paper_lib.checkpoints import checkpoint_step, latest_intact
 from paper_lib.config import RunConfig
@@ -34,8 +33,7 @@ from paper_lib.evaluate import greedy_accuracy
 from paper_lib.paper_config import PaperPreset
 from paper_lib.provenance import device_name, git_state, read_json, seed_everything, utc_now, versions, write_json
 
-__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics", "counting", "toy_task",
-           "toy_policy_kwargs", "one_writer"]
+__all__ = ["run", "is_finished", "prepare_policy", "build_trainer", "load_metrics", "counting", "one_writer"]
 
 log = logging.getLogger(__name__)
 _REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
@@ -84,33 +82,10 @@ def _log_to(path: Path):
 
 # -- task, data, policy -----------------------------------------------------------------------------------------
 def _task(cfg: RunConfig):
-    """The arithmetic task (the toy task's target depends on the starting policy: :func:`toy_task`)."""
+    """The arithmetic task (the toy task's target depends on the starting policy: :func:`toy_start.toy_task`)."""
     if cfg.task == "toy_tree":
-        raise ValueError("the toy task is built from its starting policy: use toy_task(cfg, policy, run_dir)")
+        raise ValueError("the toy task is built from its starting policy: use toy_start.toy_task(cfg, policy)")
     return tasks.ArithmeticTask(seed=cfg.task_seed)
-
-
-def toy_task(cfg: RunConfig | PaperPreset, policy: Path | str, run_dir: Path | None = None) -> tasks.ToyTreeTask:
-    """The toy task of ``cfg`` started from ``policy``: BOS as the prompt, the target drawn by
-    :func:`paper_lib.toy_start.draw_target` from the starting policy's exact path probabilities at the sampling
-    temperature. With ``run_dir``, the draw is recorded in ``toy_target.json`` (the notebooks report each seed's
-    initial P(target) from it)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from paper_lib import toy_start, vocab
-
-    tokenizer = AutoTokenizer.from_pretrained(policy)
-    task = tasks.ToyTreeTask(n=cfg.toy_n, r_neg=cfg.toy_r_neg, seed=cfg.seed, prompt=toy_start.bos_prompt(tokenizer))
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype="float32")
-    vocab.restrict_vocabulary(model, task.allowed_token_ids(tokenizer))
-    probabilities = toy_start.path_probabilities(model, tokenizer, task, cfg.temperature)
-    del model
-    target = toy_start.draw_target(probabilities, cfg.seed)
-    if run_dir is not None and _is_main():
-        write_json(run_dir / "toy_target.json", {"target": target, "p0_target": probabilities[target],
-                                                 "rule_range": list(toy_start.TARGET_RANGE), "prompt": task.prompt,
-                                                 "temperature": cfg.temperature, "p0": probabilities})  # fmt: skip
-    return dataclasses.replace(task, target_path=target)
 
 
 def _datasets(cfg: RunConfig, task):
@@ -196,28 +171,10 @@ def counting(reward_fn, target_metric: bool = False):
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
-def toy_policy_kwargs(mask: str, tokenizer, use_vllm: bool = False) -> dict:
-    """``LambdaGRPOConfig`` arguments that restrict the toy policy to L/R: for sampling and training (``"policy"``,
-    the experiment), or for sampling only (``"sampling_only"``, the labelled ablation of :mod:`paper_lib.vocab`).
-
-    With vLLM the sampling restriction is vLLM's own ``allowed_token_ids`` (its ``SamplingParams`` takes no
-    ``suppress_tokens``); ``LambdaGRPOConfig`` adds it by itself for ``"policy"``. Dropout is off in both: with it,
-    the log-probs TRL trains on are those of a randomly thinned network, not of the policy that sampled.
-    """
-    same = {"disable_dropout": True}  # GPT-2 small has 0.1 dropout: the trained policy would differ from the sampled
-    if mask == "policy":
-        return same | {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}
-    if mask == "sampling_only":
-        if use_vllm:
-            return same | {"generation_kwargs": {"allowed_token_ids": tasks.ToyTreeTask.allowed_token_ids(tokenizer)}}
-        return same | {"generation_kwargs": tasks.ToyTreeTask.sampling_only_kwargs(tokenizer)}
-    raise ValueError(f"toy_mask must be 'policy' or 'sampling_only', got {mask!r}")
-
-
 def _grpo_args(cfg: RunConfig, run_dir: Path, tokenizer, task):
     from paper_lib.trainer import LambdaGRPOConfig
 
-    toy = toy_policy_kwargs(cfg.toy_mask, tokenizer) if cfg.task == "toy_tree" else {}
+    toy = toy_start.toy_policy_kwargs(cfg.toy_mask, tokenizer) if cfg.task == "toy_tree" else {}
     return LambdaGRPOConfig(
         output_dir=str(run_dir / "checkpoint"),
         process_weighting=cfg.method == "lambda_grpo",
@@ -269,7 +226,7 @@ def build_trainer(cfg: RunConfig | PaperPreset, policy: Path | str, run_dir: Pat
 
     from paper_lib.trainer import LambdaGRPOTrainer
 
-    task = toy_task(cfg, policy, run_dir) if cfg.task == "toy_tree" else _task(cfg)
+    task = toy_start.toy_task(cfg, policy, run_dir) if cfg.task == "toy_tree" else _task(cfg)
     train, val = _datasets(cfg, task)
     _check_columns(cfg, train)
     tokenizer = AutoTokenizer.from_pretrained(policy)

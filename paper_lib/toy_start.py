@@ -1,4 +1,5 @@
-r"""The toy task's starting point: the prompt, the starting policy's exact path probabilities, and the target rule.
+r"""The toy task's starting point: the prompt, the starting policy's exact path probabilities, the target rule, and
+the trainer arguments that restrict the policy to L/R.
 
 **Why the target is drawn from the starting policy.** Table 1 asks whether a method *exploits* a target it has
 found. That is only testable when the target is neither already likely (a pretrained LM can put 0.2+ on one
@@ -16,14 +17,17 @@ SmolLM2 it excludes the paths the pretrained model already prefers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import random
+from pathlib import Path
 
 import torch
 
 from paper_lib.tasks import ToyTreeTask
 
-__all__ = ["TARGET_RANGE", "bos_prompt", "draw_target", "path_probabilities"]
+__all__ = ["TARGET_RANGE", "bos_prompt", "draw_target", "path_probabilities", "toy_policy_kwargs", "toy_task"]
 
 TARGET_RANGE = (0.05, 0.12)  # the paper's GRPO starting target frequency at n = 1, r_neg = -1 (PAPER.md §5.1)
 
@@ -76,3 +80,45 @@ def draw_target(probabilities: dict[str, float], seed: int, low: float = TARGET_
         return math.log(low / q) if q < low else math.log(q / high)
 
     return min(sorted(probabilities), key=lambda p: distance(probabilities[p]))
+
+
+def toy_task(cfg, policy: Path | str, run_dir: Path | None = None) -> ToyTreeTask:
+    """The toy task of ``cfg`` started from ``policy``: BOS as the prompt, the target drawn by
+    :func:`paper_lib.draw_target` from the starting policy's exact path probabilities at the sampling
+    temperature. With ``run_dir``, the draw is recorded in ``toy_target.json`` (the notebooks report each seed's
+    initial P(target) from it)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paper_lib import vocab
+    from paper_lib.provenance import write_json
+
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    task = ToyTreeTask(n=cfg.toy_n, r_neg=cfg.toy_r_neg, seed=cfg.seed, prompt=bos_prompt(tokenizer))
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype="float32")
+    vocab.restrict_vocabulary(model, task.allowed_token_ids(tokenizer))
+    probabilities = path_probabilities(model, tokenizer, task, cfg.temperature)
+    del model
+    target = draw_target(probabilities, cfg.seed)
+    if run_dir is not None and os.environ.get("RANK", "0") == "0":  # rank 0 writes
+        write_json(run_dir / "toy_target.json", {"target": target, "p0_target": probabilities[target],
+                                                 "rule_range": list(TARGET_RANGE), "prompt": task.prompt,
+                                                 "temperature": cfg.temperature, "p0": probabilities})  # fmt: skip
+    return dataclasses.replace(task, target_path=target)
+
+
+def toy_policy_kwargs(mask: str, tokenizer, use_vllm: bool = False) -> dict:
+    """``LambdaGRPOConfig`` arguments that restrict the toy policy to L/R: for sampling and training (``"policy"``,
+    the experiment), or for sampling only (``"sampling_only"``, the labelled ablation of :mod:`paper_lib.vocab`).
+
+    With vLLM the sampling restriction is vLLM's own ``allowed_token_ids`` (its ``SamplingParams`` takes no
+    ``suppress_tokens``); ``LambdaGRPOConfig`` adds it by itself for ``"policy"``. Dropout is off in both: with it,
+    the log-probs TRL trains on are those of a randomly thinned network, not of the policy that sampled.
+    """
+    same = {"disable_dropout": True}  # GPT-2 small has 0.1 dropout: the trained policy would differ from the sampled
+    if mask == "policy":
+        return same | {"allowed_token_ids": ToyTreeTask.allowed_token_ids(tokenizer)}
+    if mask == "sampling_only":
+        if use_vllm:
+            return same | {"generation_kwargs": {"allowed_token_ids": ToyTreeTask.allowed_token_ids(tokenizer)}}
+        return same | {"generation_kwargs": ToyTreeTask.sampling_only_kwargs(tokenizer)}
+    raise ValueError(f"toy_mask must be 'policy' or 'sampling_only', got {mask!r}")

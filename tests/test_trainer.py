@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import save_tiny_policy
 from datasets import Dataset
 
 from paper_lib import losses
-from paper_lib.models import char_tokenizer, tiny_qwen2
 from paper_lib.prm import outcome_advantages
 from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 from paper_lib.trie import lambda_weights
@@ -27,11 +27,7 @@ def _data(n=32):
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     """A tiny Qwen2 saved to disk (TRL builds the β > 0 reference model from the policy's path)."""
-    path = tmp_path_factory.mktemp("policy")
-    tokenizer = char_tokenizer(CHARS)
-    tiny_qwen2(tokenizer, seed=0).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path), tokenizer
+    return save_tiny_policy(tmp_path_factory.mktemp("policy"), CHARS)
 
 
 def _trainer(policy, cls=LambdaGRPOTrainer, config_cls=LambdaGRPOConfig, steps=4, reward=_length_reward, **kw):

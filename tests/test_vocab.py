@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import save_tiny_policy
 
 from paper_lib import toy_start, vocab
 from paper_lib.models import char_tokenizer, tiny_qwen2
@@ -13,15 +14,11 @@ from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 
 @pytest.fixture(scope="module")
 def toy_policy(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy_policy")
-    tokenizer = char_tokenizer(TOY_CHARS)
-    tiny_qwen2(tokenizer, seed=0).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path), tokenizer
+    return save_tiny_policy(tmp_path_factory.mktemp("toy_policy"), TOY_CHARS)
 
 
 def _toy_trainer(toy_policy, mask: str, steps: int = 3, temperature: float = 0.75):
-    from paper_lib.runs import toy_policy_kwargs
+    from paper_lib.toy_start import toy_policy_kwargs
 
     path, tokenizer = toy_policy
     task = ToyTreeTask(n=1, r_neg=-1.0, seed=0, prompt=toy_start.bos_prompt(tokenizer))
@@ -144,7 +141,7 @@ def test_path_probabilities_are_exact_and_the_target_rule_is_the_stated_one():
 
 def test_toy_runs_hand_vllm_only_sampling_params_it_takes():
     """vLLM's SamplingParams has no suppress_tokens (it broke every toy run with use_vllm=true); allowed_token_ids."""
-    from paper_lib.runs import toy_policy_kwargs
+    from paper_lib.toy_start import toy_policy_kwargs
 
     tokenizer = char_tokenizer(TOY_CHARS)
     ids = ToyTreeTask.allowed_token_ids(tokenizer)
