@@ -29,7 +29,7 @@ PREFLIGHT_FLAGS := $(SETS) $(if $(ALLOW_CPU),--allow-cpu)
 NB_DIR ?= notebooks
 EXEC ?= results/executed/$(SCALE)
 RESULTS ?= $(CURDIR)/results/$(SCALE)
-LIB := $(wildcard paper_lib/*.py)
+LIB := $(shell find paper_lib -name '*.py')
 NOTEBOOKS := $(sort $(wildcard $(NB_DIR)/[0-9][0-9]_*.ipynb))
 EXECUTED := $(patsubst $(NB_DIR)/%,$(EXEC)/%,$(NOTEBOOKS))
 
@@ -52,7 +52,7 @@ endif
 
 # Stops within seconds, writing nothing, when the scale needs what this machine lacks (SCALE=paper: CUDA, hub).
 preflight: $(ENV)
-	$(PY) -m paper_lib.preflight --scale $(SCALE) $(PREFLIGHT_FLAGS)
+	$(PY) -m paper_lib.paper_scale.preflight --scale $(SCALE) $(PREFLIGHT_FLAGS)
 
 # The GPU environment for SCALE=paper (vLLM, PEFT, DeepSpeed): a separate venv; use it with VENV=.venv-gpu.
 setup-gpu:

@@ -19,6 +19,11 @@ __all__ = [
     "artifact_files",
     "expected_artifacts",
     "missing_artifacts",
+    "check_scale",
+    "check_run_name",
+    "save_figure",
+    "save_table",
+    "markdown_table",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +37,8 @@ def check_run_name(name) -> str:
     if name != name.strip() or name.startswith("."):
         raise ValueError(f"name must not start with '.' or have surrounding spaces, got {name!r}")
     return name
+
+
 SCALES = ("smoke", "small", "paper")
 
 # key -> (notebook that writes it, path relative to results/<scale>/). A figure (.pdf) also has a .png; a table
@@ -64,14 +71,16 @@ NOTEBOOK_OF: dict[str, str] = {key: nb for key, (nb, _) in _REGISTRY.items()}
 _COMPANIONS = {".pdf": (".png",), ".csv": (".md",)}
 
 
-def _check_scale(scale: str) -> None:
+def check_scale(scale: str) -> str:
+    """``scale`` if it is one of :data:`SCALES`, else ValueError naming the choices."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    return scale
 
 
 def results_dir(scale: str, root: Path | str | None = None) -> Path:
     """``results/<scale>`` (or ``root`` when given, e.g. the notebook's ``results_dir`` parameter)."""
-    _check_scale(scale)
+    check_scale(scale)
     return Path(root) if root else REPO_ROOT / "results" / scale
 
 
@@ -97,6 +106,40 @@ def expected_artifacts(notebooks_dir: Path | None = None) -> list[str]:
 def missing_artifacts(scale: str, root: Path | str | None = None, notebooks_dir: Path | None = None) -> list[Path]:
     files = (f for key in expected_artifacts(notebooks_dir) for f in artifact_files(key, scale, root))
     return [f for f in files if not f.is_file() or not f.stat().st_size]
+
+
+# -- writing registered artifacts: figures as PDF + PNG, tables as CSV + Markdown, byte-stable across reruns --
+_STABLE_METADATA = {".pdf": {"CreationDate": None, "ModDate": None}, ".png": {"Software": None}}
+
+
+def save_figure(fig, key: str, scale: str, root: Path | str | None = None, dpi: int = 150) -> list[Path]:
+    """Save a registered figure (PDF + PNG) with no timestamps in the files, so reruns give identical bytes."""
+    files = artifact_files(key, scale, root)
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(f, dpi=dpi, bbox_inches="tight", metadata=_STABLE_METADATA[f.suffix])
+    return files
+
+
+def markdown_table(df, float_format: str = "{:.4g}") -> str:
+    """A GitHub-flavoured Markdown table of a DataFrame (no extra dependency)."""
+
+    def cell(v) -> str:
+        text = float_format.format(v) if isinstance(v, float) else str(v)
+        return text.replace("|", "\\|")  # a literal pipe (|λ|) would split the cell
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(df, key: str, scale: str, root: Path | str | None = None, float_format: str = "{:.4g}") -> list[Path]:
+    """Save a registered table as CSV (full precision) and Markdown (``float_format``)."""
+    csv, md = artifact_files(key, scale, root)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv, index=False)
+    md.write_text(markdown_table(df, float_format))
+    return [csv, md]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ How it plugs into TRL 1.16 (pinned; ``tests/test_trainer_contract.py`` fails lou
 A third, optional hook serves the paper scale: ``boxed_stop=True`` ends every rollout once its first ``\\boxed{…}``
 closes, as the authors' ``BoxedLP`` does (PAPER.md §4.1, §7). ``_generate_single_turn`` forces EOS there during HF
 ``generate`` (so no tokens are wasted after the answer) and cuts the returned ids after the box for every engine
-(vLLM included, which TRL drives itself); see :mod:`paper_lib.boxed`.
+(vLLM included, which TRL drives itself); see :mod:`paper_lib.paper_scale.boxed`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from paper_lib import boxed, vocab
+from paper_lib import vocab
+from paper_lib.paper_scale import boxed
 from paper_lib.tree import GROUP_STAT_NAMES, group_statistics
 from paper_lib.trie import lambda_weights
 

@@ -145,8 +145,8 @@ class ProcessTree:
         return "\n".join(lines)
 
     def draw(self, ax=None, decode=None, annotate=None, **style):
-        """Draw the tree on a matplotlib axis (see :func:`paper_lib.plots.draw_tree`)."""
-        from paper_lib.plots import draw_tree
+        """Draw the tree on a matplotlib axis (see :func:`paper_lib.figures.plots.draw_tree`)."""
+        from paper_lib.figures.plots import draw_tree
 
         return draw_tree(self, ax=ax, decode=decode, annotate=annotate, **style)
 

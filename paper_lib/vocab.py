@@ -93,9 +93,9 @@ def prune_vocabulary(model, tokenizer, chars: str):
     L/R-restricted policy is unchanged, while the LM head, its softmax, the sampling and the optimizer state shrink
     from the whole vocabulary (49,152 ids for SmolLM2, 21% of its parameters) to five rows: the toy task's
     pretrained-LM tier trains at about 2/3 of the cost. Returns ``(model, tokenizer)``; the new tokenizer is a
-    character tokenizer (:func:`paper_lib.models.char_tokenizer`) with the original special strings.
+    character tokenizer (:func:`paper_lib.training.models.char_tokenizer`) with the original special strings.
     """
-    from paper_lib.models import char_tokenizer
+    from paper_lib.training.models import char_tokenizer
 
     pad = tokenizer.pad_token
     if pad == tokenizer.eos_token:  # SmolLM2 pads with EOS; the pruned copy needs its own id: the original's id 0

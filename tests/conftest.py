@@ -31,7 +31,7 @@ def repo() -> Path:
 def save_tiny_policy(path: Path, chars: str):
     """A tiny Qwen2 (seed 0) with a character tokenizer over ``chars``, saved to ``path`` (TRL loads policies from a
     path, and builds the β > 0 reference model from it). Returns ``(str(path), tokenizer)``."""
-    from paper_lib.models import char_tokenizer, tiny_qwen2
+    from paper_lib.training.models import char_tokenizer, tiny_qwen2
 
     tokenizer = char_tokenizer(chars)
     tiny_qwen2(tokenizer, seed=0).save_pretrained(path)

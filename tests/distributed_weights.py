@@ -6,8 +6,8 @@ import sys
 import torch
 from datasets import Dataset
 
-from paper_lib.models import char_tokenizer, tiny_qwen2
 from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
+from paper_lib.training.models import char_tokenizer, tiny_qwen2
 
 
 def reward(completions, **kwargs):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from paper_lib.analysis import downstream_frame, table2, table2_markdown, table3
+from paper_lib.analysis.tables import downstream_frame, table2, table2_markdown, table3
 
 
 def _write(path, obj):
@@ -72,8 +72,8 @@ def _outcomes(freqs: dict):
 
 
 def test_toy_comparison_and_verdict_follow_the_stated_rule():
-    from paper_lib.analysis import toy_comparison, toy_verdict
-    from paper_lib.experiments import TOY_CONFIGS as TOY_CONFIGS_FOR_TESTS
+    from paper_lib.analysis.tables import toy_comparison, toy_verdict
+    from paper_lib.experiments.plan import TOY_CONFIGS as TOY_CONFIGS_FOR_TESTS
 
     strong = {("t", n, r, m): ([0.0] * 5 if m == "GRPO" else [0.9] * 4 + [0.1]) for n, r in TOY_CONFIGS_FOR_TESTS
               for m in ("GRPO", "λ-GRPO")}  # fmt: skip

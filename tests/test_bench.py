@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from paper_lib import bench, bench_steps
+from paper_lib.bench import kernel as bench
+from paper_lib.bench import steps as bench_steps
 from paper_lib.reference import authors_lambda_weights
 from paper_lib.trie import check_group, group_statistics, lambda_weights
 

@@ -5,9 +5,9 @@ import math
 import pytest
 from conftest import REPO
 
-from paper_lib.callbacks import read_jsonl
-from paper_lib.experiments import TOY_EXPERIMENTS
-from paper_lib.provenance import read_json
+from paper_lib.experiments.plan import TOY_EXPERIMENTS
+from paper_lib.training.callbacks import read_jsonl
+from paper_lib.training.provenance import read_json
 
 RUNS = sorted(p.parent for exp in TOY_EXPERIMENTS for p in (REPO / "results/small/runs" / exp).glob("*/manifest.json"))
 

@@ -42,7 +42,7 @@ def test_two_ranks_use_the_weights_of_the_whole_group(tmp_path):
 
 
 def test_a_paper_preset_under_two_processes_writes_one_run_directory(tmp_path):
-    """``accelerate launch -m paper_lib.paper_runs`` on 2 CPU processes: gradient accumulation follows WORLD_SIZE (each
+    """``accelerate launch -m paper_lib.paper_scale``, 2 CPU processes: gradient accumulation follows WORLD_SIZE (each
     step still trains 4 whole groups of 6), and rank 0 alone writes metrics, validation and the best checkpoint."""
     import gzip
     import json
@@ -56,7 +56,7 @@ def test_a_paper_preset_under_two_processes_writes_one_run_directory(tmp_path):
     accelerate = Path(sys.executable).with_name("accelerate")
     switches = [f"mirror={mirror}", "lora=false", "max_steps=2", "val_size=4", "eval_every=1"]
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "paper_lib.paper_runs",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "paper_lib.paper_scale",
            "--preset", "downstream/qwen-1.5b_b0.04_lambda_grpo", "--root", str(tmp_path / "runs"),
            *(a for s in switches for a in ("--set", s))]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}

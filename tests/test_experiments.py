@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from paper_lib.experiments import (
+from paper_lib.experiments.plan import (
     EXPERIMENTS,
     TOY_CONFIGS,
     TOY_RATES,

@@ -1,7 +1,7 @@
 """The HTML view of a group shows the paper's Fig. 1 quantities."""
 
+from paper_lib.figures.groupview import group_html
 from paper_lib.groups import EXAMPLE_PRM_REWARDS, FIG1_GROUP
-from paper_lib.groupview import group_html
 
 
 def test_group_page_has_the_tree_advantages_and_weights():

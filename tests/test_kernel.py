@@ -10,7 +10,7 @@ import torch
 from conftest import colliding_groups
 
 from paper_lib import trie
-from paper_lib.bench import memory_case, peak_extra_memory_mb, realistic_group
+from paper_lib.bench.kernel import memory_case, peak_extra_memory_mb, realistic_group
 from paper_lib.groups import random_group
 from paper_lib.reference import (
     authors_lambda_weights,

@@ -4,6 +4,7 @@ import pytest
 import torch
 from conftest import colliding_groups
 
+from paper_lib.experiments.theorem import EXACT, SETTINGS, compare_on_group
 from paper_lib.groups import group_from_strings
 from paper_lib.losses import grpo_loss, k3_kl, lambda_grpo_loss, policy_loss, prm_loss
 from paper_lib.prm import outcome_advantages
@@ -13,7 +14,6 @@ from paper_lib.reference import (
     sequences_of,
     step_advantages_bruteforce,
 )
-from paper_lib.theorem import EXACT, SETTINGS, compare_on_group
 
 
 def _random_logps(gen, shape, spread):

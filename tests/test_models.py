@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from paper_lib import models
-from paper_lib.models import (
+from paper_lib.training import models
+from paper_lib.training.models import (
     PAPER_MODELS,
     SMOLLM2_SHA256,
     char_tokenizer,
@@ -29,7 +29,7 @@ def tok():
 
 
 def test_import_is_cheap():
-    code = "import sys, paper_lib.models; print('transformers' in sys.modules, 'trl' in sys.modules)"
+    code = "import sys, paper_lib.training.models; print('transformers' in sys.modules, 'trl' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

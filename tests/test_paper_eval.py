@@ -14,8 +14,8 @@ from datasets import Dataset
 from datasets.utils.logging import disable_progress_bar
 from transformers.utils.import_utils import is_peft_available
 
-from paper_lib import paper_eval
-from paper_lib.models import char_tokenizer, tiny_qwen2
+from paper_lib.paper_scale import benchmarks as paper_eval
+from paper_lib.training.models import char_tokenizer, tiny_qwen2
 
 disable_progress_bar()
 TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}\n{% endfor %}"

@@ -10,9 +10,12 @@ from conftest import REPO
 from datasets import Dataset
 from paper_fixtures import EOS, build_mirror, byte_tokenizer, scripted_model
 
-from paper_lib import boxed, experiments, paper_runs, runs
-from paper_lib.paper_config import PaperPreset, paper_preset, paper_presets
-from paper_lib.provenance import read_json
+from paper_lib.experiments import plan as experiments
+from paper_lib.paper_scale import boxed
+from paper_lib.paper_scale import recipe as paper_runs
+from paper_lib.paper_scale.presets import PaperPreset, paper_preset, paper_presets
+from paper_lib.training import runs
+from paper_lib.training.provenance import read_json
 
 FIXTURES = REPO / "tests" / "fixtures" / "paper"
 
@@ -87,8 +90,8 @@ def _tiny(key: str, mirror, **switches) -> PaperPreset:
 
 
 def test_a_downstream_preset_trains_validates_and_is_evaluated(mirror, tmp_path):
-    from paper_lib import paper_data
-    from paper_lib.paper_data import score_completion
+    from paper_lib.paper_scale import data as paper_data
+    from paper_lib.paper_scale.data import score_completion
 
     preset = _tiny("downstream/qwen-1.5b_b0.04_lambda_grpo", mirror)
     run_dir = runs.run(preset, tmp_path / "training")
@@ -124,7 +127,7 @@ def test_a_finished_paper_run_is_not_redone_and_a_changed_one_is_refused(mirror,
 
 
 def test_benchmarks_load_in_the_preset_precision(mirror, tmp_path, monkeypatch):
-    from paper_lib import paper_eval
+    from paper_lib.paper_scale import benchmarks as paper_eval
 
     seen = []
     monkeypatch.setattr(paper_eval, "evaluate_benchmarks", lambda *a, dtype, **kw: seen.append(dtype))
@@ -186,8 +189,8 @@ def test_a_toy_preset_samples_only_paths_of_the_tree(mirror, tmp_path):
 def test_preflight_with_a_mirror_needs_no_hub_but_every_file(tmp_path):
     import shutil
 
-    from paper_lib import preflight
-    from paper_lib.models import PAPER_MODELS
+    from paper_lib.paper_scale import preflight
+    from paper_lib.training.models import PAPER_MODELS
 
     fatal, _ = preflight.problems("paper", switches={"mirror": str(tmp_path), "lora": False})
     missing = next(p for p in fatal if p.startswith("mirror"))

@@ -15,9 +15,11 @@ from datasets import Dataset
 from datasets.utils.logging import disable_progress_bar
 from paper_fixtures import ASSISTANT, BOS, USER, byte_tokenizer, random_qwen2, scripted_model, token_ids
 
-from paper_lib import boxed, paper_data, paper_eval, preflight
-from paper_lib import paper_config as C
-from paper_lib.boxed import BoxScanner, first_box_end, truncate_ids, truncate_text
+from paper_lib.paper_scale import benchmarks as paper_eval
+from paper_lib.paper_scale import boxed, preflight
+from paper_lib.paper_scale import data as paper_data
+from paper_lib.paper_scale import presets as C
+from paper_lib.paper_scale.boxed import BoxScanner, first_box_end, truncate_ids, truncate_text
 
 disable_progress_bar()
 FIXTURES = REPO / "tests" / "fixtures" / "paper"
@@ -75,10 +77,10 @@ def test_every_preset_is_in_the_table():
 
 
 def test_model_keys_and_hub_ids():
-    from paper_lib.models import PAPER_MODELS
+    from paper_lib.training.models import PAPER_MODELS
 
     assert set(C.PAPER_MODEL_KEYS) == set(PAPER_MODELS)
-    from paper_lib.paper_runs import policy_id
+    from paper_lib.paper_scale.recipe import policy_id
 
     assert policy_id(C.paper_preset("downstream/qwen-1.5b_b0_grpo")) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
     assert policy_id(C.paper_preset("downstream/llama-1b_b0_grpo")) == "meta-llama/Llama-3.2-1B-Instruct"
@@ -453,7 +455,8 @@ def test_engine_choice():
 def test_preflight_fails_fast_offline_without_cuda(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "paper_lib.preflight", "--scale", "paper"], cwd=tmp_path, env=env,
+    cmd = [sys.executable, "-m", "paper_lib.paper_scale.preflight", "--scale", "paper"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     elapsed = time.monotonic() - start
     assert elapsed < 10 and list(tmp_path.iterdir()) == []  # seconds, and nothing written
@@ -526,8 +529,8 @@ def test_accelerate_configs_load(name, kind, stage):
 def test_lambda_grpo_trains_in_bf16_on_cuda(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA")
-    from paper_lib.models import char_tokenizer, tiny_qwen2
     from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
+    from paper_lib.training.models import char_tokenizer, tiny_qwen2
 
     tokenizer = char_tokenizer("0123456789+=,")
     tiny_qwen2(tokenizer, seed=0).save_pretrained(tmp_path / "policy")

@@ -11,10 +11,10 @@ import time
 import pytest
 from conftest import REPO
 
-from paper_lib.callbacks import read_jsonl
-from paper_lib.checkpoints import SEAL, latest_intact, seal
-from paper_lib.config import RunConfig
-from paper_lib.runs import _check_columns, is_finished, run
+from paper_lib.training.callbacks import read_jsonl
+from paper_lib.training.checkpoints import SEAL, latest_intact, seal
+from paper_lib.training.config import RunConfig
+from paper_lib.training.runs import _check_columns, is_finished, run
 
 # Wall-clock timings, and HF's end-of-training summary of the loss, which averages only over the last process's steps
 TIMING = ("step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss")
@@ -74,7 +74,7 @@ def test_run_names_stay_inside_the_root(tmp_path, name):
     with pytest.raises(ValueError, match="RunConfig.name must"):
         run(RunConfig(name=name, **TINY), root)
     assert not tmp_path.joinpath("escape").exists() and not root.exists()  # nothing written anywhere
-    from paper_lib.paper_config import paper_presets
+    from paper_lib.paper_scale.presets import paper_presets
 
     with pytest.raises(ValueError, match="PaperPreset.name must"):
         __import__("dataclasses").replace(paper_presets("toy")[0], name=name).validate()
@@ -83,7 +83,7 @@ def test_run_names_stay_inside_the_root(tmp_path, name):
 def test_one_writer_per_run_directory(tmp_path):
     """A second process (here: a second lock on the same folder) refuses at once and names the holder; nothing of the
     run is written by it. The lock goes with its holder."""
-    from paper_lib.runs import one_writer
+    from paper_lib.training.runs import one_writer
 
     cfg = RunConfig(name="busy", **(TINY | {"max_steps": 2, "eval_every": 0}))
     with one_writer(tmp_path / "busy"):
@@ -95,7 +95,7 @@ def test_one_writer_per_run_directory(tmp_path):
 
 
 def test_a_run_with_missing_or_repeated_metrics_is_not_finished(tmp_path):
-    from paper_lib.runs import check_coverage
+    from paper_lib.training.runs import check_coverage
 
     def log(rows):
         (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -137,7 +137,7 @@ def _cli(root, name, **overrides):
     cmd = [
         sys.executable,
         "-m",
-        "paper_lib.train",
+        "paper_lib.training.cli",
         f"--name={name}",
         f"--root={root}",
         f"--cache={root}/cache",

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from paper_lib.stats import last_window_mean, mean_ci, paired_t, peak, win_counts
+from paper_lib.analysis.stats import last_window_mean, mean_ci, paired_t, peak, win_counts
 
 
 def test_mean_ci_by_hand():
@@ -31,7 +31,7 @@ def test_peak_and_last_window():
 def test_clopper_pearson_against_scipy_and_by_hand():
     from scipy.stats import binomtest
 
-    from paper_lib.stats import clopper_pearson
+    from paper_lib.analysis.stats import clopper_pearson
 
     for k, n in [(0, 5), (3, 20), (20, 20), (7, 13)]:
         ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
@@ -46,7 +46,7 @@ def test_paired_permutation_p_against_brute_force_enumeration():
 
     import numpy as np
 
-    from paper_lib.stats import paired_permutation_p
+    from paper_lib.analysis.stats import paired_permutation_p
 
     rng = np.random.default_rng(0)
     for n in (1, 4, 7):
@@ -61,7 +61,7 @@ def test_paired_permutation_p_against_brute_force_enumeration():
 
 
 def test_mde_is_the_normal_power_formula():
-    from paper_lib.stats import mde_paired
+    from paper_lib.analysis.stats import mde_paired
 
     d = [0.1, -0.1, 0.3, -0.3]  # sd = sqrt(0.2 / 3), n = 4; (1.959964 + 0.841621) * sd / 2
     assert mde_paired(d) == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.2 / 3) / 2, rel=1e-5)

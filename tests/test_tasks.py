@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paper_lib.tasks import (
+from paper_lib.training.tasks import (
     ARITHMETIC_CHARS,
     ARITHMETIC_LEVELS,
     TOY_CHARS,
@@ -238,6 +238,6 @@ def test_make_task():
 
 
 def test_does_not_import_trl():
-    code = "import sys, paper_lib.tasks; assert 'trl' not in sys.modules"
+    code = "import sys, paper_lib.training.tasks; assert 'trl' not in sys.modules"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).resolve().parents[1])

@@ -6,10 +6,11 @@ import pytest
 import torch
 from conftest import save_tiny_policy
 
-from paper_lib import toy_start, vocab
-from paper_lib.models import char_tokenizer, tiny_qwen2
-from paper_lib.tasks import TOY_CHARS, ToyTreeTask
+from paper_lib import vocab
 from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
+from paper_lib.training import toy_start
+from paper_lib.training.models import char_tokenizer, tiny_qwen2
+from paper_lib.training.tasks import TOY_CHARS, ToyTreeTask
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def toy_policy(tmp_path_factory):
 
 
 def _toy_trainer(toy_policy, mask: str, steps: int = 3, temperature: float = 0.75):
-    from paper_lib.toy_start import toy_policy_kwargs
+    from paper_lib.training.toy_start import toy_policy_kwargs
 
     path, tokenizer = toy_policy
     task = ToyTreeTask(n=1, r_neg=-1.0, seed=0, prompt=toy_start.bos_prompt(tokenizer))
@@ -141,7 +142,7 @@ def test_path_probabilities_are_exact_and_the_target_rule_is_the_stated_one():
 
 def test_toy_runs_hand_vllm_only_sampling_params_it_takes():
     """vLLM's SamplingParams has no suppress_tokens (it broke every toy run with use_vllm=true); allowed_token_ids."""
-    from paper_lib.toy_start import toy_policy_kwargs
+    from paper_lib.training.toy_start import toy_policy_kwargs
 
     tokenizer = char_tokenizer(TOY_CHARS)
     ids = ToyTreeTask.allowed_token_ids(tokenizer)

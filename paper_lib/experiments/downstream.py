@@ -1,0 +1,94 @@
+"""Held-out evaluation of a finished run (its best checkpoint) and of its starting policy, on the five test sets.
+
+Writes ``downstream.json`` next to the run (and ``base_downstream.json`` for the warm start, once per experiment):
+per test set the greedy accuracy, its SEM (ddof = 1) and the per-item 0/1 scores, so tables and paired tests are
+computed later from committed files, without the (git-ignored) model weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from paper_lib.training import tasks
+from paper_lib.training.config import RunConfig
+from paper_lib.training.evaluate import accuracy_sem, greedy_completions
+from paper_lib.training.provenance import read_json, write_json
+
+__all__ = ["evaluate_model", "evaluate_run", "load_downstream"]
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_model(model_dir: Path, tokenizer_dir: Path, cfg: RunConfig) -> dict:
+    """Greedy accuracy ± SEM of the model in ``model_dir`` on each held-out level of the arithmetic task."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)  # the policy's; RL does not change it
+    out = {}
+    for name, ds in tasks.ArithmeticTask(seed=cfg.task_seed).test_sets().items():
+        completions = greedy_completions(model, tokenizer, ds["prompt"], cfg.max_completion_length)
+        correct = [float(r >= 1.0) for r in tasks.arithmetic_reward(completions, ds["answer"])]
+        acc, sem = accuracy_sem(correct)
+        out[name] = {"accuracy": acc, "sem": sem, "n": len(correct), "correct": correct}
+    return out
+
+
+def evaluate_run(cfg: RunConfig, run_dir: Path, warmstart_cache: Path) -> None:
+    """Evaluate the run's best checkpoint (final model if it never validated), and the warm start once."""
+    policy = warmstart_cache / cfg.warm_start_key()
+    base_file = run_dir.parent / "base_downstream.json"
+    if not base_file.is_file():
+        write_json(base_file, evaluate_model(policy, policy, cfg))
+    result_file = run_dir / "downstream.json"
+    if result_file.is_file():
+        return
+    best = run_dir / "best"
+    model_dir = best if best.is_dir() else _final_checkpoint(run_dir)
+    result = evaluate_model(model_dir, policy, cfg)
+    step = read_json(best / "score.json")["step"] if best.is_dir() else cfg.max_steps
+    write_json(result_file, {"checkpoint_step": step} | result)
+    log.info("%s: held-out accuracy %s", run_dir.name, {k: round(v["accuracy"], 3) for k, v in result.items()})
+
+
+def _final_checkpoint(run_dir: Path) -> Path:
+    from paper_lib.training.checkpoints import latest_intact
+
+    ckpt = latest_intact(run_dir / "checkpoint")
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir} has neither best/ nor an intact checkpoint to evaluate")
+    return ckpt
+
+
+def load_downstream(experiment_dir: Path) -> list[dict]:
+    """Every held-out result of an experiment folder, one record per evaluated model: ``run``, ``model``,
+    ``method`` (``"base"`` for a starting policy), ``beta``, ``seed`` and ``sets`` (name → accuracy, sem, n).
+
+    Two layouts: the CPU scales' ``base_downstream.json`` + ``<run>/downstream.json``, and the paper scale's
+    ``base_<model>/benchmarks/summary.json`` + ``<run>/benchmarks/summary.json`` (:mod:`paper_lib.paper_scale.recipe`).
+    """
+    experiment_dir = Path(experiment_dir)
+    records = []
+    for result in sorted(experiment_dir.glob("*/downstream.json")) + sorted(
+        experiment_dir.glob("*/benchmarks/summary.json")
+    ):
+        run_dir = result.parent if result.name == "downstream.json" else result.parent.parent
+        if run_dir.name.startswith("base_"):
+            cfg = {"model": run_dir.name.removeprefix("base_"), "method": "base", "beta": float("nan"), "seed": 0}
+        else:
+            cfg = read_json(run_dir / "config.json")
+        records.append(_record(run_dir.name, cfg, read_json(result)))
+    small_base = experiment_dir / "base_downstream.json"
+    if small_base.is_file():  # one warm start per experiment at the CPU scales: the runs' own model
+        model = records[0]["model"] if records else "base"
+        records.insert(0, _record("base", {"model": model, "method": "base", "beta": float("nan"), "seed": 0},
+                                  read_json(small_base)))  # fmt: skip
+    return records
+
+
+def _record(run: str, cfg: dict, result: dict) -> dict:
+    sets = {name: {k: r[k] for k in ("accuracy", "sem", "n")} for name, r in result.items()
+            if isinstance(r, dict) and "sem" in r}  # fmt: skip
+    return {"run": run, "model": cfg["model"], "method": cfg["method"], "beta": cfg["beta"], "seed": cfg["seed"],
+            "sets": sets}  # fmt: skip

@@ -1,0 +1,5 @@
+import sys
+
+from paper_lib.paper_scale.recipe import main
+
+sys.exit(main())

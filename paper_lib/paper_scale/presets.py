@@ -1,0 +1,255 @@
+"""The paper-scale presets (PAPER.md §4, §10): the paper's runs as frozen dataclasses, every value with its source.
+
+What the paper leaves open is a switch that defaults to the authors' code (PAPER.md §7): LoRA, precision,
+normalisation, vLLM. :func:`grpo_config_kwargs` turns a preset into TRL's constructor arguments;
+:mod:`paper_lib.paper_scale.recipe` trains it. No import of torch/trl/peft until a function needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = [
+    "EXPECTED_GPU_HOURS",
+    "LLAMA_DATE_STRING",
+    "LLAMA_LR_BY_BETA",
+    "PAPER_EXPERIMENTS",
+    "PaperPreset",
+    "chat_template_kwargs",
+    "grpo_config_kwargs",
+    "lora_config_kwargs",
+    "paper_preset",
+    "paper_presets",
+    "peft_config",
+]
+
+PAPER_EXPERIMENTS = ("overlap", "downstream", "toy")
+PAPER_MODEL_KEYS = (
+    "qwen-1.5b",
+    "llama-1b",
+    "gpt2",
+)  # keys of paper_lib.training.models.PAPER_MODELS (a test keeps them equal)
+PAPER_LOSS_TYPES = ("grpo", "dapo")  # authors' code: 'grpo' per-sequence (their default) | 'dapo' (PAPER.md §7)
+PAPER_PRECISIONS = ("float32", "bf16")
+# PAPER.md §4.2: Llama's learning rate is "5e-7 / 1e-7 depending on β"; which β gets which rate is NOT stated
+# (PAPER.md §9.4). We assume the order as listed (β = 0 → 5e-7, β = 0.04 → 1e-7); pass llama_lr_by_beta to swap.
+LLAMA_LR_BY_BETA = {0.0: 5e-7, 0.04: 1e-7}
+# Llama 3.2's chat template writes today's date into the system turn unless `date_string` is given; we fix it to the
+# template's own fallback so prompts do not change from day to day (the authors' runs carried their run date).
+LLAMA_DATE_STRING = "26 Jul 2024"
+# PAPER.md §10 (INFERRED there: the paper reports no GPU-hours), one H100, HF generate; vLLM cuts generation time.
+EXPECTED_GPU_HOURS = {
+    "overlap": "order of 100 GPU-hours per run (about 40k trajectories of up to 4096 tokens), 2 runs",
+    "downstream": "order of 100 GPU-hours per run (about 24k trajectories), 8 runs: several hundred in total",
+    "toy": "minutes per run (250 steps of 16 four-token completions, GPT-2 small), 60 runs",
+}
+
+
+@dataclass(frozen=True)
+class PaperPreset:
+    """One paper-scale run. Defaults are the downstream runs' settings; each comment names the source."""
+
+    name: str
+    experiment: str  # "overlap" (PAPER.md §2.4) | "downstream" (§4, Table 2) | "toy" (§4.3, Table 1)
+    model: str  # key of paper_lib.training.models.PAPER_MODELS (PAPER.md §4.1)
+    method: str  # "grpo" | "lambda_grpo" (Eq. 9)
+    learning_rate: float  # PAPER.md §4.2
+    max_steps: int  # PAPER.md §4.2
+    group_size: int  # G: 6 downstream, 6 / 36 overlap, 16 toy (PAPER.md §4.2)
+    beta: float = 0.0  # KL β; {0, 0.04} downstream (PAPER.md §4.2); 0 = the authors' CLI default where unstated
+    seed: int = 0  # the authors never seed (PAPER.md §4.2 "seeds"); toy: 5 seeds
+    prompts_per_step: int = 4  # PAPER.md §4.2: 4 prompts, 24 trajectories per optimizer step at G = 6
+    temperature: float = 0.75  # PAPER.md §4.2
+    top_k: int = 0  # PAPER.md §4.2: top-k off (authors' code)
+    top_p: float = 1.0  # PAPER.md §4.2
+    max_completion_length: int = 4096  # PAPER.md §4.2 (the code's default is 1200)
+    eval_every: int = 25  # PAPER.md §4.2: greedy validation every 25 steps (downstream)
+    val_size: int = 125  # PAPER.md §4.1: 125 questions (the §3.2 curves suggest 126, INFERRED)
+    keep_best: bool = True  # PAPER.md §4.1: the best validation checkpoint is evaluated downstream
+    num_iterations: int = 1  # μ, PAPER.md §4.2 (ratio = 1, clipping never fires)
+    epsilon: float = 0.2  # PAPER.md §4.2 (authors' default; inactive at μ = 1)
+    weight_decay: float = 0.0  # PAPER.md §4.2: Adam (AdamW with weight decay 0 is Adam)
+    lr_scheduler_type: str = "constant"  # PAPER.md §4.2: no scheduler
+    max_grad_norm: float = 0.0  # PAPER.md §7: the authors' _step never clips (TRL's default clips at 1.0)
+    loss_type: str = "grpo"  # PAPER.md §7 mismatch 1: authors' code per-sequence; "dapo" = the theory's token-level
+    lora: bool = True  # PAPER.md §4.2: the code's default; whether the paper used LoRA is unknown
+    lora_r: int = 64  # PAPER.md §4.2, §7
+    lora_alpha: int = 128  # PAPER.md §4.2, §7
+    lora_dropout: float = 0.05  # PAPER.md §4.2, §7
+    lora_target_modules: str = "all-linear"  # PAPER.md §7: LORA_LAYER_MAP['all']
+    precision: str = "float32"  # PAPER.md §4.2: the authors load float32 (no torch_dtype); "bf16" is offered
+    boxed_stop: bool = True  # PAPER.md §4.1, §7: rollouts end when the first \boxed{…} closes
+    use_vllm: bool = False  # PAPER.md §4.2: the authors generate with HF generate
+    vllm_mode: str = "colocate"  # TRL: "colocate" (same GPUs) | "server" (`trl vllm-serve` on other GPUs)
+    task: str = "openrs"  # "openrs" (PAPER.md §4.1) | "toy_tree" (§4.3)
+    toy_n: int | None = None  # toy: other paths sharing the target's first n tokens get r_neg (PAPER.md §4.3)
+    toy_r_neg: float | None = None  # PAPER.md §4.3
+    toy_mask: str = "policy"  # toy: L/R for sampling and training | "sampling_only": the ablation (paper_lib.vocab)
+    data_seed: int = 0  # the OpenRS validation split; PAPER.md §4.1 does not say how the 125 questions were drawn
+    # A local mirror of the hub for machines without access (or for offline tests): <mirror>/<hub model id>/ model
+    # folders, <mirror>/openrs.jsonl and <mirror>/<benchmark>.jsonl in the hub's formats. None: the hub itself.
+    mirror: str | None = None
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.prompts_per_step * self.group_size
+
+    @property
+    def save_every(self) -> int:
+        """Checkpoints at every validation (so the best one can be kept), else every 50 steps."""
+        return self.eval_every or 50
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> PaperPreset:
+        from paper_lib.paths import check_run_name
+
+        try:
+            check_run_name(self.name)
+        except ValueError as err:
+            raise ValueError(f"PaperPreset.{err}") from None
+        choices = {"experiment": PAPER_EXPERIMENTS, "model": PAPER_MODEL_KEYS, "method": ("grpo", "lambda_grpo"),
+                   "loss_type": PAPER_LOSS_TYPES, "precision": PAPER_PRECISIONS,
+                   "vllm_mode": ("colocate", "server"), "task": ("openrs", "toy_tree"),
+                   "toy_mask": ("policy", "sampling_only")}  # fmt: skip
+        for field, allowed in choices.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"PaperPreset.{field}: must be one of {allowed}, got {getattr(self, field)!r}")
+        checks = [
+            (self.group_size >= 2, "group_size", f"must be >= 2, got {self.group_size}"),
+            (self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}"),
+            (self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}"),
+            (self.beta >= 0, "beta", f"must be >= 0, got {self.beta}"),
+        ]
+        for ok, field, message in checks:
+            if not ok:
+                raise ValueError(f"PaperPreset.{field}: {message}")
+        return self
+
+
+def _overlap_presets() -> list[PaperPreset]:
+    """§3.2 overlap study: DeepSeek-R1-Distill-Qwen-1.5B, standard GRPO (INFERRED), validation every 50 steps."""
+    runs = {6: (6e-6, 1675), 36: (1e-6, 275)}  # PAPER.md §2.4: G -> (lr, steps)
+    return [PaperPreset(name=f"G{G}", experiment="overlap", model="qwen-1.5b", method="grpo", learning_rate=lr,
+                        max_steps=steps, group_size=G, eval_every=50, keep_best=False)  # PAPER.md §2.4, §5.2
+            for G, (lr, steps) in runs.items()]  # fmt: skip
+
+
+def _downstream_presets(llama_lr_by_beta: dict[float, float]) -> list[PaperPreset]:
+    """Table 2: {Qwen, Llama} × β ∈ {0, 0.04} × {GRPO, λ-GRPO}, 1000 steps, G = 6 (PAPER.md §4.2)."""
+    lrs = {"qwen-1.5b": {0.0: 1e-6, 0.04: 1e-6}, "llama-1b": llama_lr_by_beta}  # PAPER.md §4.2
+    return [PaperPreset(name=f"{model}_b{beta:g}_{method}", experiment="downstream", model=model, method=method,
+                        learning_rate=lrs[model][beta], max_steps=1000, group_size=6, beta=beta)
+            for model in ("qwen-1.5b", "llama-1b") for beta in (0.0, 0.04)
+            for method in ("grpo", "lambda_grpo")]  # fmt: skip
+
+
+def _toy_presets() -> list[PaperPreset]:
+    """Table 1: GPT-2 small, G = 16, 250 steps, lr 1e-5, 5 seeds, n ∈ {1, 2} × r_neg ∈ {-0.5, -1, -1.5}.
+
+    PAPER.md §4.3 leaves open: prompts per step (1 assumed), β (0), temperature (the authors' trainer default
+    0.75), and LoRA (off: the toy is not in the authors' code, and full fine-tuning of 124M parameters is cheap).
+    """
+    configs = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # PAPER.md §4.3
+    return [PaperPreset(name=f"n{n}_r{abs(r):g}_{method}_s{seed}", experiment="toy", model="gpt2", method=method,
+                        learning_rate=1e-5, max_steps=250, group_size=16, seed=seed, prompts_per_step=1,
+                        max_completion_length=4, eval_every=0, val_size=0, keep_best=False, lora=False,
+                        boxed_stop=False, task="toy_tree", toy_n=n, toy_r_neg=r)  # PAPER.md §4.3
+            for n, r in configs for method in ("grpo", "lambda_grpo") for seed in range(5)]  # fmt: skip
+
+
+def paper_presets(
+    experiment: str, llama_lr_by_beta: dict[float, float] | None = None, **switches
+) -> list[PaperPreset]:
+    """The runs of one paper experiment; ``switches`` (e.g. ``lora=False, precision="bf16", loss_type="dapo",
+    use_vllm=True, vllm_mode="server"``) override a field in every run."""
+    builders = {"overlap": _overlap_presets, "toy": _toy_presets,
+                "downstream": lambda: _downstream_presets(llama_lr_by_beta or LLAMA_LR_BY_BETA)}  # fmt: skip
+    if experiment not in builders:
+        raise ValueError(f"unknown paper experiment {experiment!r}; known: {list(PAPER_EXPERIMENTS)}")
+    unknown = set(switches) - set(PaperPreset.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown PaperPreset field(s) {sorted(unknown)}")
+    return [PaperPreset(**(asdict(p) | switches)).validate() for p in builders[experiment]()]
+
+
+def paper_preset(key: str, **switches) -> PaperPreset:
+    """One preset by ``"<experiment>/<name>"``, e.g. ``"downstream/qwen-1.5b_b0.04_lambda_grpo"``."""
+    experiment, _, name = key.partition("/")
+    found = [p for p in paper_presets(experiment, **switches) if p.name == name]
+    if not found:
+        known = [f"{experiment}/{p.name}" for p in paper_presets(experiment)]
+        raise ValueError(f"unknown paper preset {key!r}; known: {known}")
+    return found[0]
+
+
+def _gradient_accumulation(preset: PaperPreset, num_processes: int, per_device_train_batch_size: int) -> int:
+    """One optimizer step per RL step (PAPER.md §4.2): all ``prompts × G`` completions of a step accumulate."""
+    per_pass = num_processes * per_device_train_batch_size
+    if num_processes < 1 or per_device_train_batch_size < 1 or preset.completions_per_step % per_pass:
+        raise ValueError(
+            f"{preset.completions_per_step} completions per step (prompts_per_step × G) do not split over "
+            f"{num_processes} process(es) × per_device_train_batch_size {per_device_train_batch_size}"
+        )
+    return preset.completions_per_step // per_pass
+
+
+def grpo_config_kwargs(
+    preset: PaperPreset, output_dir: str, num_processes: int = 1, per_device_train_batch_size: int = 1
+) -> dict:
+    """Keyword arguments for ``paper_lib.trainer.LambdaGRPOConfig`` that reproduce ``preset`` on TRL.
+
+    ``per_device_train_batch_size=1`` is the paper's micro-batch (24 accumulation steps of one trajectory at
+    G = 6, PAPER.md §4.2); a larger one changes only memory and speed.
+    """
+    preset.validate()
+    bf16 = preset.precision == "bf16"
+    kwargs = dict(
+        output_dir=str(output_dir), process_weighting=preset.method == "lambda_grpo", seed=preset.seed,
+        max_steps=preset.max_steps, num_generations=preset.group_size,
+        per_device_train_batch_size=per_device_train_batch_size,
+        gradient_accumulation_steps=_gradient_accumulation(preset, num_processes, per_device_train_batch_size),
+        learning_rate=preset.learning_rate, lr_scheduler_type=preset.lr_scheduler_type, warmup_steps=0,
+        optim="adamw_torch", weight_decay=preset.weight_decay, max_grad_norm=preset.max_grad_norm,
+        beta=preset.beta, loss_type=preset.loss_type, epsilon=preset.epsilon, num_iterations=preset.num_iterations,
+        use_bias_correction_kl=False,  # the paper's D_{i,t}: plain k3 (TRL 1.16 defaults to DeepSeek-V3.2's estimator)
+        scale_rewards="group", temperature=preset.temperature, top_k=preset.top_k, top_p=preset.top_p,
+        max_completion_length=preset.max_completion_length, bf16=bf16, fp16=False,
+        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"}, use_vllm=preset.use_vllm,
+        gradient_checkpointing=True,  # memory only: the gradients are the same
+        logging_steps=1, report_to="none", save_strategy="steps", save_steps=preset.save_every,
+    )  # fmt: skip
+    if preset.use_vllm:
+        kwargs["vllm_mode"] = preset.vllm_mode
+    if chat_template_kwargs(preset):
+        kwargs["chat_template_kwargs"] = chat_template_kwargs(preset)
+    return kwargs
+
+
+def chat_template_kwargs(preset: PaperPreset) -> dict:
+    """Extra chat-template arguments of the preset's model: Llama 3.2's fixed date, none for the others."""
+    return {"date_string": LLAMA_DATE_STRING} if preset.model == "llama-1b" else {}
+
+
+def lora_config_kwargs(preset: PaperPreset) -> dict | None:
+    """``peft.LoraConfig`` arguments of the authors' ``get_peft_model`` call, or None for full fine-tuning."""
+    if not preset.lora:
+        return None
+    return {"r": preset.lora_r, "lora_alpha": preset.lora_alpha, "lora_dropout": preset.lora_dropout,
+            "bias": "none", "task_type": "CAUSAL_LM", "target_modules": preset.lora_target_modules}  # fmt: skip
+
+
+def peft_config(preset: PaperPreset):
+    """The ``peft.LoraConfig`` (None without LoRA). peft comes with requirements-gpu.txt, not requirements.txt."""
+    kwargs = lora_config_kwargs(preset)
+    if kwargs is None:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError as err:
+        raise ImportError(
+            f"preset {preset.name!r} trains LoRA adapters (the authors' default) and needs peft: "
+            "pip install -r requirements-gpu.txt, or pass lora=False for full fine-tuning"
+        ) from err
+    return LoraConfig(**kwargs)

@@ -1,0 +1,234 @@
+r"""The paper-scale runs: a :class:`~paper_lib.paper_scale.presets.PaperPreset` → the TRL trainer that reproduces it.
+
+:func:`paper_lib.training.runs.run` owns the run directory (config, manifest, metrics, resume, best/) at every
+scale; for a preset it asks this module for the pieces that differ from the CPU scales:
+
+- the policy is the paper's hub model (:data:`paper_lib.training.models.PAPER_MODELS`), no warm start, LoRA r64/α128 on
+  all linear layers unless ``lora=False`` (PAPER.md §4.2, §7); Llama's pad token is ``<|end_of_text|>`` as in the
+  authors' ``train.py`` (generation ends on ``<|eot_id|>``, so EOS stays in the loss);
+- the data are OpenRS with the authors' system prompt and a seeded 125-question validation split, rewarded by
+  math-verify (:mod:`paper_lib.paper_scale.data`), or the toy tree (GPT-2 small may only emit ``L`` and ``R``);
+- rollouts end at the first closed ``\boxed{…}`` (``LambdaGRPOConfig.boxed_stop``) and validation is greedy with
+  the same stop, every ``eval_every`` steps, keeping the best checkpoint (an adapter folder under LoRA).
+
+``python -m paper_lib.paper_scale --preset downstream/qwen-1.5b_b0_lambda_grpo`` trains one preset; under
+``accelerate launch`` the gradient accumulation is set so that one optimizer step still sees ``prompts × G``
+completions (PAPER.md §4.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from pathlib import Path
+
+from paper_lib.paper_scale.presets import (
+    PaperPreset,
+    chat_template_kwargs,
+    grpo_config_kwargs,
+    paper_preset,
+    peft_config,
+)
+
+__all__ = [
+    "policy_id",
+    "load_tokenizer",
+    "build_trainer",
+    "validation_accuracy",
+    "evaluate_run",
+    "mirror_files",
+    "parse_switch",
+    "main",
+]
+
+LLAMA_PAD = "<|end_of_text|>"  # PAPER.md §7: the authors set Llama-3.2's pad to id 128001
+TORCH_DTYPES = {"float32": "float32", "bf16": "bfloat16"}  # PaperPreset.precision -> torch dtype name
+
+
+def policy_id(preset: PaperPreset) -> str:
+    """The hub id the preset starts from, or its folder in the preset's local mirror."""
+    from paper_lib.training.models import PAPER_MODELS
+
+    hub_id = PAPER_MODELS[preset.model]
+    if preset.mirror is None:
+        return hub_id
+    folder = Path(preset.mirror) / hub_id
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"mirror {preset.mirror} lacks the model {hub_id} (no {folder}/config.json)")
+    return str(folder)
+
+
+def mirror_files() -> list[str]:
+    """What a complete mirror holds, relative to it: each model's ``config.json``, OpenRS and the five benchmarks."""
+    from paper_lib.paper_scale.data import BENCHMARK_NAMES
+    from paper_lib.training.models import PAPER_MODELS
+
+    models = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
+    return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
+
+
+def _mirror_file(preset: PaperPreset, name: str) -> Path | None:
+    if preset.mirror is None:
+        return None
+    path = Path(preset.mirror) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"mirror {preset.mirror} lacks {name}")
+    return path
+
+
+def load_tokenizer(preset: PaperPreset, policy: str):
+    """The policy's tokenizer with the authors' pad token: Llama's ``<|end_of_text|>``, else EOS when unset."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(policy, padding_side="left")
+    if preset.model == "llama-1b":
+        tokenizer.pad_token = LLAMA_PAD
+    elif tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _data(preset: PaperPreset, policy: str, run_dir: Path):
+    """``(train, validation, reward functions)`` for the preset's task."""
+    from paper_lib.paper_scale import data as paper_data
+    from paper_lib.training.toy_start import toy_task
+
+    if preset.task == "toy_tree":
+        task = toy_task(preset, policy, run_dir)
+        return task.dataset(preset.max_steps * preset.prompts_per_step), None, task.reward_funcs()
+    train, val = paper_data.load_openrs(preset.val_size, preset.data_seed, _mirror_file(preset, "openrs.jsonl"))
+    return paper_data.to_trl_dataset(train), val, [paper_data.math_accuracy_reward]
+
+
+def _args(preset: PaperPreset, run_dir: Path, tokenizer):
+    import torch
+
+    from paper_lib.trainer import LambdaGRPOConfig
+    from paper_lib.training.toy_start import toy_policy_kwargs
+
+    kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
+    # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
+    kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
+    if preset.task == "toy_tree":
+        kwargs |= toy_policy_kwargs(preset.toy_mask, tokenizer, use_vllm=preset.use_vllm)
+    return LambdaGRPOConfig(**kwargs)
+
+
+def validation_accuracy(model, tokenizer, dataset, preset: PaperPreset) -> dict:
+    """Greedy accuracy ± SEM on the validation questions, with the boxed stop (the authors' ``validate``)."""
+    from paper_lib.paper_scale.benchmarks import greedy_rows, summarize
+
+    rows = greedy_rows(model, tokenizer, dataset, "val", max_new_tokens=preset.max_completion_length,
+                       boxed_stop=preset.boxed_stop, chat_template_kwargs=chat_template_kwargs(preset))  # fmt: skip
+    summary = summarize(rows)
+    return {f"val/{k}": summary[k] for k in ("accuracy", "sem", "n_unscorable")}
+
+
+def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: list):
+    """The trainer for ``preset`` (``callbacks``: the run directory's recorders)."""
+    from paper_lib.trainer import LambdaGRPOTrainer
+    from paper_lib.training.callbacks import GreedyValidation
+    from paper_lib.training.runs import counting
+
+    tokenizer = load_tokenizer(preset, policy)
+    train, val, rewards = _data(preset, policy, run_dir)
+    if val is not None and preset.eval_every:
+        evaluate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
+        callbacks = [*callbacks, GreedyValidation(run_dir, preset.eval_every, evaluate)]
+    return LambdaGRPOTrainer(
+        model=policy,
+        reward_funcs=[counting(f, target_metric=preset.task == "toy_tree") for f in rewards],
+        args=_args(preset, run_dir, tokenizer),
+        train_dataset=train,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        peft_config=peft_config(preset),
+    )
+
+
+# -- Table 2 -------------------------------------------------------------------------------------------------------
+def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
+    from paper_lib.paper_scale.benchmarks import evaluate_benchmarks
+    from paper_lib.paper_scale.data import BENCHMARK_NAMES, load_benchmarks
+
+    if (out_dir / "summary.json").is_file():
+        return
+    tokenizer = load_tokenizer(preset, policy_id(preset))  # RL does not change the tokenizer
+    if preset.mirror is not None:
+        for name in BENCHMARK_NAMES:
+            _mirror_file(preset, f"{name}.jsonl")
+    evaluate_benchmarks(model, tokenizer, load_benchmarks(data_dir=preset.mirror), out_dir,
+                        max_new_tokens=preset.max_completion_length, boxed_stop=preset.boxed_stop,
+                        chat_template_kwargs=chat_template_kwargs(preset),
+                        dtype=TORCH_DTYPES[preset.precision])  # fmt: skip
+
+
+def evaluate_run(preset: PaperPreset, run_dir: Path) -> None:
+    """The five benchmarks for the run's best checkpoint (its last one if it never validated) into
+    ``run_dir/benchmarks/``, and once per model for the base model into ``<experiment>/base_<model>/benchmarks/``."""
+    from paper_lib.training.checkpoints import latest_intact
+
+    _evaluate(preset, policy_id(preset), run_dir.parent / f"base_{preset.model}" / "benchmarks")
+    best = run_dir / "best"
+    model_dir = best if best.is_dir() else latest_intact(run_dir / "checkpoint")
+    if model_dir is None:
+        raise FileNotFoundError(f"{run_dir} has neither best/ nor an intact checkpoint to evaluate")
+    _evaluate(preset, str(model_dir), run_dir / "benchmarks")
+
+
+# -- command line ------------------------------------------------------------------------------------------------
+_SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a short trial run needs
+    "lora": lambda s: s.lower() in ("1", "true", "yes"),
+    "precision": str,
+    "loss_type": str,
+    "use_vllm": lambda s: s.lower() in ("1", "true", "yes"),
+    "vllm_mode": str,
+    "seed": int,
+    "max_steps": int,
+    "eval_every": int,
+    "max_completion_length": int,
+    "val_size": int,
+    "mirror": str,
+}
+
+
+def parse_switch(text: str) -> tuple[str, object]:
+    field, sep, value = text.partition("=")
+    if not sep or field not in _SWITCHES:
+        known = ", ".join(sorted(_SWITCHES))
+        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE with FIELD one of {known}; got {text!r}")
+    return field, _SWITCHES[field](value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from paper_lib.paper_scale.presets import PAPER_EXPERIMENTS, paper_presets
+
+    parser = argparse.ArgumentParser(description="Train one paper-scale run (PAPER.md §4) into its run directory.")
+    parser.add_argument("--preset", help="<experiment>/<name>, e.g. downstream/qwen-1.5b_b0_lambda_grpo")
+    parser.add_argument("--list", action="store_true", help="print every preset key and exit")
+    parser.add_argument(
+        "--set",
+        dest="switches",
+        action="append",
+        type=parse_switch,
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"override a preset field: {', '.join(sorted(_SWITCHES))}",
+    )
+    parser.add_argument("--root", default="results/paper/runs", help="runs folder: <root>/<experiment>/<name>")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(f"{e}/{p.name}" for e in PAPER_EXPERIMENTS for p in paper_presets(e)))
+        return 0
+    if not args.preset:
+        parser.error("--preset is required (or --list)")
+    from paper_lib.training.runs import run
+
+    preset = paper_preset(args.preset, **dict(args.switches))
+    print(run(preset, Path(args.root) / preset.experiment))
+    return 0

@@ -1,0 +1,5 @@
+import sys
+
+from paper_lib.training.cli import main
+
+sys.exit(main())

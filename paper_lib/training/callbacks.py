@@ -1,0 +1,147 @@
+"""Trainer callbacks that write a run directory: metrics.jsonl, groups.jsonl, completions/, sealed checkpoints, best/.
+
+Each writer is append-only during training; :func:`truncate_after` cuts the files back to a checkpoint's step when a
+killed run resumes, so no step is lost or recorded twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from paper_lib.training.checkpoints import seal
+from paper_lib.training.provenance import read_json, write_json
+
+__all__ = ["RunRecorder", "GreedyValidation", "truncate_after", "read_jsonl", "compress"]
+
+log = logging.getLogger(__name__)
+
+
+def _clean(value):
+    """JSON-safe scalars: tensors to numbers, NaN to None."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _text(value) -> str:
+    """A prompt or completion as text: a conversation (the paper scale's chat format) gives its last turn."""
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return str(value[-1].get("content", ""))
+    return value
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    with path.open("a") as f:
+        for row in rows:
+            f.write(json.dumps({k: _clean(v) for k, v in row.items()}, sort_keys=True) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file, or of its gzipped copy ``<path>.gz`` (finished runs are stored compressed)."""
+    gz = path.with_name(path.name + ".gz")
+    if path.is_file():
+        text = path.read_text()
+    elif gz.is_file():
+        text = gzip.decompress(gz.read_bytes()).decode()
+    else:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def compress(path: Path) -> None:
+    """Replace ``path`` by ``<path>.gz`` (byte-stable: no timestamp in the gzip header)."""
+    if path.is_file():
+        gz = path.with_name(path.name + ".gz")
+        gz.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        path.unlink()
+
+
+def truncate_after(path: Path, keep) -> None:
+    """Keep only the rows for which ``keep(row)`` is true (rows written after the resumed checkpoint go)."""
+    if path.is_file():
+        rows = [r for r in read_jsonl(path) if keep(r)]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        tmp.replace(path)
+
+
+class RunRecorder(TrainerCallback):
+    """Per-step metrics, per-group process-set statistics, sampled completions, and checkpoint seals."""
+
+    def __init__(self, run_dir: Path, completions_every: int):
+        self.run_dir, self.completions_every = run_dir, completions_every
+        self.trainer = None  # set by runs.py once the trainer exists
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        _append(self.run_dir / "metrics.jsonl", [{"step": state.global_step, **logs}])
+        if self.trainer is not None:
+            _append(self.run_dir / "groups.jsonl", self.trainer.group_stats)
+            self.trainer.group_stats.clear()
+            if self.completions_every and state.global_step % self.completions_every == 0:
+                self._dump_completions(state.global_step)
+
+    def _dump_completions(self, step: int) -> None:
+        logs = self.trainer._logs  # TRL keeps the latest generation batch here for its own completion logging
+        rewards = {name: list(v) for name, v in logs["rewards"].items()}
+        rows = [
+            {"step": step, "prompt": _text(p), "completion": _text(c), "advantage": a}
+            | {k: v[i] for k, v in rewards.items()}
+            for i, (p, c, a) in enumerate(zip(logs["prompt"], logs["completion"], logs["advantages"]))
+        ]
+        out = self.run_dir / "completions"
+        out.mkdir(exist_ok=True)
+        (out / f"step_{step:06d}.jsonl").unlink(missing_ok=True)
+        _append(out / f"step_{step:06d}.jsonl", rows)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            seal(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+
+class GreedyValidation(TrainerCallback):
+    """Greedy accuracy on a validation set every ``every`` steps; the best model is kept in ``run_dir/best``.
+
+    An improvement forces a checkpoint at that step, and ``best/`` is written only after that checkpoint is sealed,
+    so ``best/`` never holds a step that a resumed run would replay.
+    """
+
+    def __init__(self, run_dir: Path, every: int, evaluate):
+        self.run_dir, self.every, self.evaluate = run_dir, every, evaluate
+        score = run_dir / "best" / "score.json"
+        self.best = read_json(score)["accuracy"] if score.is_file() else -math.inf
+        self.pending: dict | None = None
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if not self.every or (state.global_step % self.every and state.global_step != state.max_steps):
+            return
+        result = self.evaluate(model)
+        if state.is_world_process_zero:
+            _append(self.run_dir / "metrics.jsonl", [{"step": state.global_step, **result}])
+        log.info("step %d validation %s", state.global_step, result)
+        if result["val/accuracy"] > self.best:
+            self.best = result["val/accuracy"]
+            self.pending = {"step": state.global_step, "accuracy": self.best}
+            control.should_save = True
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if self.pending is None or not state.is_world_process_zero:
+            return
+        tmp, best = self.run_dir / "best.tmp", self.run_dir / "best"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        write_json(tmp / "score.json", self.pending)
+        shutil.rmtree(best, ignore_errors=True)
+        tmp.rename(best)
+        self.pending = None

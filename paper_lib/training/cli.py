@@ -1,0 +1,31 @@
+"""Command line for one run: ``python -m paper_lib.training --name demo --method lambda_grpo --max_steps 20``.
+
+Arguments are the fields of :class:`paper_lib.training.config.RunConfig`, parsed by TRL's own ``TrlParser`` (so
+``--config run.yaml`` works too). Multi-GPU: ``accelerate launch [--config_file …] -m paper_lib.training …``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from paper_lib.training.config import RunConfig
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@dataclass
+class Where:
+    root: str = field(default="results/cli/runs", metadata={"help": "folder that receives the run directory"})
+    cache: str | None = field(default=None, metadata={"help": "warm-start cache (default <root>/_warmstart)"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trl import TrlParser
+
+    parser = TrlParser((RunConfig, Where))
+    cfg, where = parser.parse_args_and_config(args=argv)
+    from paper_lib.training.runs import run
+
+    print(run(cfg, where.root, where.cache))
+    return 0

@@ -1,0 +1,96 @@
+"""Seeds and manifests: what ran, with which code and versions, where, and for how long."""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import subprocess
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from paper_lib.paths import REPO_ROOT
+
+__all__ = [
+    "seed_everything",
+    "git_state",
+    "versions",
+    "device_name",
+    "cpu_model",
+    "utc_now",
+    "write_json",
+    "read_json",
+]
+
+_PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "numpy", "paper_lib")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (TRL reseeds from ``GRPOConfig.seed`` too, so pass the same seed there)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_state() -> dict:
+    """The commit of the code that ran and whether the tree had uncommitted changes (``None`` outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_name() -> str:
+    """The device a run computes on: the GPU model and count, or the CPU model and torch's thread count (float
+    round-off, and so a chaotic run's path, is bit-stable only on the same CPU model with the same threads)."""
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def cpu_model() -> str:
+    """``/proc/cpuinfo``'s "model name" (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_json(path: Path, obj) -> None:
+    """Write atomically (temp file, then rename): a kill never leaves a half-written JSON behind."""
+    tmp = path.with_suffix(path.suffix + f".tmp{time.monotonic_ns()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())

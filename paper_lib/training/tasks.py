@@ -1,0 +1,289 @@
+r"""Tasks for the small and smoke scales: the paper's toy binary tree (§4.3) and a synthetic arithmetic task.
+
+**Toy tree** (PAPER.md §4.3). From the one-character prompt ``">"`` (a stand-in for ``<bos>``) the model writes
+``depth`` tokens from {L, R}. A target path $T$ drawn from the seed earns +1.0, every other path that shares
+$T$'s first $n$ tokens earns $r_{neg} < 0$, and every remaining path earns +0.7. At depth 4 and $n = 1$ that is
+1 / 7 / 8 paths; at $n = 2$ it is 1 / 3 / 12.
+
+**Arithmetic** (our CPU stand-in for the paper's math reasoning). A prompt chains sums and differences of
+non-negative integers; the completion writes the running result after each operation, comma-separated, so the
+last field is the answer and nothing follows it (the tokenizer adds EOS)::
+
+    prompt "7+5-3="   completion "12,9"   answer "9"
+
+Subtrahends never exceed the running result, so every intermediate value is a non-negative integer. Samples
+of one prompt agree on their first steps when those are right, which is what gives λ-GRPO real process sets.
+Levels 1..5 add operations or widen the operands (``ARITHMETIC_LEVELS``: 1 op ≤ 19, 2 ops ≤ 9, 2 ops ≤ 19,
+3 ops ≤ 19, 4 ops ≤ 19), small enough that a 2-layer character model warm-starts to about 40% on level 1 in a
+minute of CPU, so GRPO has signal. Training draws from levels 1–3; one held-out set per level (disjoint across
+levels) stands in for AIME24 / MATH-500 / AMC23 / Minerva / OlympiadBench. Build the test sets first and pass
+their prompts as ``exclude`` to the training set (:class:`ArithmeticTask` does).
+
+Reward functions follow TRL's signature ``f(prompts=..., completions=..., completion_ids=..., **columns)`` and
+ignore spaces, since a character tokenizer's ``decode`` may put one between tokens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from datasets import Dataset
+
+__all__ = [
+    "ARITHMETIC_CHARS",
+    "ARITHMETIC_LEVELS",
+    "TASKS",
+    "TOY_CHARS",
+    "ArithmeticTask",
+    "ToyTreeTask",
+    "arithmetic_dataset",
+    "arithmetic_max_lengths",
+    "arithmetic_problem",
+    "arithmetic_reward",
+    "arithmetic_test_sets",
+    "extract_answer",
+    "make_task",
+    "toy_tree_reward_func",
+]
+
+TOY_CHARS = "LR>"
+ARITHMETIC_CHARS = "0123456789+-=,"
+# level -> (number of operations, largest operand); the running result can exceed the largest operand.
+ARITHMETIC_LEVELS = {1: (1, 19), 2: (2, 9), 3: (2, 19), 4: (3, 19), 5: (4, 19)}
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _clean(text) -> str | None:
+    """``text`` without whitespace, or None when it is not a string."""
+    return "".join(text.split()) if isinstance(text, str) else None
+
+
+# ---------------------------------------------------------------------------------------------------- toy tree
+@dataclass(frozen=True)
+class ToyTreeTask:
+    """The depth-``depth`` binary tree of PAPER.md §4.3.
+
+    The target is ``target_path`` when given (the experiments draw it from the starting policy's path
+    probabilities, :func:`.toy_start.draw_target`), else a uniform draw from ``seed``. ``prompt`` is the
+    text before the completion: the experiments pass the tokenizer's BOS alone, the paper's ``<bos>``
+    (:func:`paper_lib.training.toy_start.bos_prompt`).
+    """
+
+    n: int
+    r_neg: float
+    seed: int
+    depth: int = 4
+    target_path: str | None = None
+    prompt: str = ">"
+    CHARS: ClassVar[str] = TOY_CHARS
+    TOKENS: ClassVar[tuple[str, str]] = ("L", "R")
+
+    def __post_init__(self):
+        if not isinstance(self.depth, int) or self.depth < 1:
+            raise ValueError(f"depth must be an integer >= 1, got {self.depth!r}")
+        if not isinstance(self.n, int) or not 1 <= self.n <= self.depth - 1:
+            raise ValueError(f"n must be an integer in 1..depth-1 = 1..{self.depth - 1}, got {self.n!r}")
+        if not (isinstance(self.r_neg, int | float) and math.isfinite(self.r_neg) and self.r_neg < 0):
+            raise ValueError(f"r_neg must be finite and < 0 (the paper uses -0.5, -1, -1.5), got {self.r_neg!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.target_path is not None and self.target_path not in self.all_paths():
+            raise ValueError(f"target_path must be one of the {2**self.depth} paths of L/R, got {self.target_path!r}")
+        if not isinstance(self.prompt, str):
+            raise ValueError(f"prompt must be a string, got {self.prompt!r}")
+
+    @property
+    def target(self) -> str:
+        """The rewarded path, e.g. ``"LLRL"``: ``target_path``, or a pure function of ``seed`` and ``depth``."""
+        if self.target_path is not None:
+            return self.target_path
+        rng = random.Random(self.seed)
+        return "".join(rng.choice("LR") for _ in range(self.depth))
+
+    def all_paths(self) -> list[str]:
+        """The ``2**depth`` valid completions in lexicographic order."""
+        return ["".join(p) for p in itertools.product("LR", repeat=self.depth)]
+
+    def reward(self, completion: str) -> float:
+        """+1.0 for the target, ``r_neg`` for another path through its first ``n`` tokens, +0.7 otherwise.
+
+        An invalid completion (wrong length, a character outside {L, R}) gets 0.0. The restricted policy
+        (:meth:`allowed_token_ids`) never writes one; unconstrained decoding can. Spaces are ignored.
+        """
+        path = _clean(completion)
+        if path is None or len(path) != self.depth or set(path) - {"L", "R"}:
+            return 0.0
+        target = self.target
+        if path == target:
+            return 1.0
+        return float(self.r_neg) if path[: self.n] == target[: self.n] else 0.7
+
+    def reward_table(self) -> dict[str, float]:
+        """Path → reward over :meth:`all_paths`."""
+        return {p: self.reward(p) for p in self.all_paths()}
+
+    def dataset(self, n_rows: int) -> Dataset:
+        """``n_rows`` identical rows ``{"prompt", "target"}``: one prompt per group, as the paper."""
+        if not isinstance(n_rows, int) or n_rows < 1:
+            raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
+        return Dataset.from_list([{"prompt": self.prompt, "target": self.target}] * n_rows)
+
+    def reward_funcs(self) -> list:
+        return [toy_tree_reward_func(self)]
+
+    @classmethod
+    def allowed_token_ids(cls, tokenizer) -> list[int]:
+        """The ids of ``L`` and ``R``, the policy's whole vocabulary (PAPER.md §4.3: every other token is masked).
+
+        Pass them as ``LambdaGRPOConfig.allowed_token_ids`` so that sampling and training see one restricted
+        distribution; with ``max_completion_length = depth`` every rollout is then a path of the tree.
+        """
+        ids = [tokenizer.encode(c, add_special_tokens=False) for c in cls.TOKENS]
+        if any(len(i) != 1 for i in ids):
+            raise ValueError(f"the tokenizer must encode L and R as one token each, got {dict(zip(cls.TOKENS, ids))}")
+        return [i[0] for i in ids]
+
+    @classmethod
+    def sampling_only_kwargs(cls, tokenizer) -> dict:
+        """The *sampling-only* mask, a labelled ablation: ``suppress_tokens`` restricts generation to L/R while the
+        loss differentiates the full-vocabulary softmax (what an implementer who masks only generation gets)."""
+        allowed = set(cls.allowed_token_ids(tokenizer))
+        return {"suppress_tokens": [i for i in range(len(tokenizer)) if i not in allowed]}
+
+
+def toy_tree_reward_func(task: ToyTreeTask):
+    """A TRL reward function ``f(completions, **kwargs) -> list[float]`` for ``task``, named ``toy_tree_reward``."""
+
+    def toy_tree_reward(completions, **kwargs) -> list[float]:
+        return [task.reward(c) for c in completions]
+
+    toy_tree_reward.__qualname__ = toy_tree_reward.__name__
+    return toy_tree_reward
+
+
+# -------------------------------------------------------------------------------------------------- arithmetic
+def _check_level(level) -> tuple[int, int]:
+    if isinstance(level, bool) or not isinstance(level, int) or level not in ARITHMETIC_LEVELS:
+        raise ValueError(f"level must be one of {sorted(ARITHMETIC_LEVELS)}, got {level!r}")
+    return ARITHMETIC_LEVELS[level]
+
+
+def arithmetic_max_lengths(level: int) -> tuple[int, int]:
+    """The longest possible ``(prompt, completion)`` in characters at ``level`` (all operands at the maximum)."""
+    n_ops, top = _check_level(level)
+    prompt = (n_ops + 1) * len(str(top)) + n_ops + 1
+    completion = sum(len(str((k + 2) * top)) for k in range(n_ops)) + n_ops - 1
+    return prompt, completion
+
+
+def arithmetic_problem(rng: random.Random, level: int) -> dict:
+    """One problem: ``{"prompt", "answer", "solution", "level"}``, e.g. ``"7+5-3="``, ``"9"``, ``"12,9"``."""
+    n_ops, top = _check_level(level)
+    value = rng.randint(0, top)
+    prompt, steps = str(value), []
+    for _ in range(n_ops):
+        op = rng.choice("+-")
+        operand = rng.randint(0, top) if op == "+" else rng.randint(0, min(top, value))
+        value = value + operand if op == "+" else value - operand
+        prompt += f"{op}{operand}"
+        steps.append(str(value))
+    return {"prompt": prompt + "=", "answer": str(value), "solution": ",".join(steps), "level": level}
+
+
+def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterable[str] = ()) -> Dataset:
+    """``n`` distinct problems cycling through ``levels``, none with a prompt in ``exclude``.
+
+    Columns: ``prompt``, ``answer`` (the final integer as a string), ``solution`` (the worked completion, for a
+    supervised warm start) and ``level``. The same arguments always give the same rows.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not levels:
+        raise ValueError("levels must name at least one level")
+    for level in levels:
+        _check_level(level)
+    rng, seen, rows = random.Random(f"arithmetic:{seed}:{tuple(levels)}"), set(exclude), []
+    for _ in range(100 * n + 1000):  # a bound, so an exhausted level space fails instead of spinning
+        if len(rows) == n:
+            break
+        row = arithmetic_problem(rng, levels[len(rows) % len(levels)])
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            rows.append(row)
+    if len(rows) < n:
+        raise ValueError(f"n={n} exceeds the distinct problems found at levels {tuple(levels)}; lower n")
+    return Dataset.from_list(rows)
+
+
+def arithmetic_test_sets(n_per_level: int, seed: int, exclude: Iterable[str] = ()) -> dict[str, Dataset]:
+    """One held-out set per level: ``{"level1": Dataset, ..., "level5": Dataset}``, ``n_per_level`` rows each."""
+    seen, sets = set(exclude), {}
+    for k in sorted(ARITHMETIC_LEVELS):  # levels may share problems (2 ops ≤ 9 also fits 2 ops ≤ 19): keep them apart
+        sets[f"level{k}"] = arithmetic_dataset(n_per_level, (k,), seed, frozenset(seen))
+        seen |= set(sets[f"level{k}"]["prompt"])
+    return sets
+
+
+def extract_answer(completion) -> str | None:
+    """The last comma-separated field as a canonical integer string (``"012"`` → ``"12"``), else None.
+
+    Spaces are ignored; an empty last field (``"12,"``), non-digits or a non-string give None. A leading minus
+    is accepted, so a negative answer is read (and then simply wrong: every answer here is non-negative).
+    """
+    text = _clean(completion)
+    if not text:
+        return None
+    field = text.rsplit(",", 1)[-1]
+    return str(int(field)) if _INTEGER.fullmatch(field) else None
+
+
+def arithmetic_reward(completions, answer, **kwargs) -> list[float]:
+    """TRL reward function: 1.0 where :func:`extract_answer` equals the row's ``answer`` column, else 0.0."""
+    if len(completions) != len(answer):
+        raise ValueError(f"answer has {len(answer)} entries for {len(completions)} completions")
+    return [float(extract_answer(c) == str(a)) for c, a in zip(completions, answer)]
+
+
+@dataclass(frozen=True)
+class ArithmeticTask:
+    """The arithmetic task at one seed: held-out sets per level, and a training set disjoint from all of them."""
+
+    seed: int = 0
+    n_test: int = 100
+    train_levels: tuple[int, ...] = (1, 2, 3)
+    CHARS: ClassVar[str] = ARITHMETIC_CHARS
+
+    def __post_init__(self):
+        if not isinstance(self.n_test, int) or self.n_test < 1:
+            raise ValueError(f"n_test must be a positive integer, got {self.n_test!r}")
+        if not self.train_levels:
+            raise ValueError("train_levels must name at least one level")
+        for level in self.train_levels:
+            _check_level(level)
+
+    def test_sets(self) -> dict[str, Dataset]:
+        return arithmetic_test_sets(self.n_test, self.seed)
+
+    def train(self, n: int) -> Dataset:
+        held_out = {p for ds in self.test_sets().values() for p in ds["prompt"]}
+        return arithmetic_dataset(n, self.train_levels, self.seed, exclude=held_out)
+
+    def reward_funcs(self) -> list:
+        return [arithmetic_reward]
+
+
+# ---------------------------------------------------------------------------------------------------- registry
+TASKS = {"toy_tree": ToyTreeTask, "arithmetic": ArithmeticTask}
+
+
+def make_task(name: str, **kwargs) -> ToyTreeTask | ArithmeticTask:
+    """Build a task by name: ``make_task("toy_tree", n=1, r_neg=-1.0, seed=0)``."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    return TASKS[name](**kwargs)
