@@ -16,22 +16,18 @@ How it plugs into TRL 1.16 (pinned; ``tests/test_trainer_contract.py`` fails lou
 
 ``process_weighting=False`` leaves both hooks inert: the trainer is TRL's GRPO, bit for bit.
 
-A third, optional hook serves the paper scale: ``boxed_stop=True`` ends every rollout once its first ``\\boxed{…}``
-closes, as the authors' ``BoxedLP`` does (PAPER.md §4.1, §7). ``_generate_single_turn`` forces EOS there during HF
-``generate`` (so no tokens are wasted after the answer) and cuts the returned ids after the box for every engine
-(vLLM included, which TRL drives itself); see :mod:`paper_lib.paper_scale.boxed`.
+The paper scale adds a third hook in its own subclass (rollouts end at the first closed ``\\boxed{…}``:
+:class:`paper_lib.paper_scale.trainer.BoxedLambdaGRPOTrainer`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from paper_lib import vocab
-from paper_lib.paper_scale import boxed
 from paper_lib.tree import GROUP_STAT_NAMES, group_statistics
 from paper_lib.trie import lambda_weights
 
@@ -73,13 +69,6 @@ class LambdaGRPOConfig(GRPOConfig):
         },
     )
 
-    boxed_stop: bool = field(
-        default=False,
-        metadata={
-            "help": "End each rollout once its first \\boxed{...} closes (the authors' BoxedLP, PAPER.md §4.1): "
-            "EOS is forced there in HF generate, and vLLM's completions are cut after the box with an EOS appended."
-        },
-    )
 
     def __post_init__(self):
         if self.num_generations is not None and self.num_generations < 2:
@@ -203,35 +192,3 @@ class LambdaGRPOTrainer(GRPOTrainer):
             return super()._compute_loss(model, inputs)
         finally:
             self.beta = beta
-
-    # -- hook 3 (optional): rollouts end at the first closed box -----------------------------------------------------
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        if not getattr(self.args, "boxed_stop", False):
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images)  # fmt: skip
-        with self._eos_forced_after_box():
-            ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                          has_tool_images)  # fmt: skip
-        ids, logprobs, stopped = boxed.truncate_completions(ids, logprobs, self._tokenizer, self.max_completion_length)
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["completions/boxed_stop_frac"].append(stopped / max(len(ids), 1))
-        return ids, logprobs
-
-    @contextlib.contextmanager
-    def _eos_forced_after_box(self):
-        """For this call, the model TRL generates with gets the boxed-EOS logits processor (HF generate only)."""
-        model = None if self.use_vllm else self.accelerator.unwrap_model(self.model_wrapped)
-        if model is None:
-            yield
-            return
-        generate, tokenizer = model.generate, self._tokenizer
-
-        def generate_with_stop(*args, **kwargs):
-            kwargs.setdefault("logits_processor", boxed.boxed_logits_processor(tokenizer))
-            return generate(*args, **kwargs)
-
-        model.generate = generate_with_stop  # an instance attribute shadows the method for this call only
-        try:
-            yield
-        finally:
-            del model.generate

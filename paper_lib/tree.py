@@ -7,6 +7,8 @@ Both ``ProcessTree`` and ``group_statistics`` are also importable from :mod:`pap
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from paper_lib.trie import check_group, process_set_sizes
@@ -144,11 +146,11 @@ class ProcessTree:
         walk(self.root, "", True)
         return "\n".join(lines)
 
-    def draw(self, ax=None, decode=None, annotate=None, **style):
-        """Draw the tree on a matplotlib axis (see :func:`paper_lib.figures.plots.draw_tree`)."""
-        from paper_lib.figures.plots import draw_tree
 
-        return draw_tree(self, ax=ax, decode=decode, annotate=annotate, **style)
+
+def node_values(tree: ProcessTree, per_token: torch.Tensor) -> dict[int, float]:
+    """Read a per-token quantity (constant on each process step) at each node; NaN for nodes without tokens."""
+    return {n.index: float(per_token[n.members[0], n.start]) if n.n_tokens else math.nan for n in tree.nodes}
 
 
 # ---------------------------------------------------------------------------------------------------------------

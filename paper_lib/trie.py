@@ -325,14 +325,3 @@ def lambda_weights(
     dtype, shape = dtype or torch.get_default_dtype(), completion_ids.shape
     return _expand(steps, _step_values(shape[-2], dtype, completion_ids.device, shape[:-1].numel()), shape, dtype)
 
-
-_TREE_NAMES = ("GROUP_STAT_NAMES", "ProcessNode", "ProcessTree", "group_statistics")
-
-
-def __getattr__(name: str):
-    """``ProcessTree`` and the group statistics live in :mod:`paper_lib.tree`; also importable from here."""
-    if name in _TREE_NAMES:
-        from paper_lib import tree
-
-        return getattr(tree, name)
-    raise AttributeError(f"module 'paper_lib.trie' has no attribute {name!r}")

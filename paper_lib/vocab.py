@@ -20,12 +20,11 @@ loads one for the task installs the restriction again (:class:`~paper_lib.traine
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
 
-__all__ = ["MASKED_LOGIT", "check_token_ids", "prune_vocabulary", "restrict_vocabulary", "restricted_ids"]
+__all__ = ["MASKED_LOGIT", "check_token_ids", "restrict_vocabulary", "restricted_ids"]
 
 # exp(-1e4) underflows to 0 in float32/bfloat16, and -1e4 / temperature stays finite even in float16.
 MASKED_LOGIT = -1e4
@@ -83,46 +82,3 @@ def restricted_ids(model) -> list[int] | None:
     if bias is None:
         return None
     return torch.nonzero(bias == 0).flatten().tolist()
-
-
-def prune_vocabulary(model, tokenizer, chars: str):
-    """A copy of ``model`` whose vocabulary is the tokenizer's pad, BOS and EOS plus the one-token strings ``chars``.
-
-    For every sequence over those tokens the pruned model computes the same hidden states, and its logits are the
-    original logits at the kept ids, up to float round-off (a smaller matmul may sum in another order). So the
-    L/R-restricted policy is unchanged, while the LM head, its softmax, the sampling and the optimizer state shrink
-    from the whole vocabulary (49,152 ids for SmolLM2, 21% of its parameters) to five rows: the toy task's
-    pretrained-LM tier trains at about 2/3 of the cost. Returns ``(model, tokenizer)``; the new tokenizer is a
-    character tokenizer (:func:`paper_lib.training.models.char_tokenizer`) with the original special strings.
-    """
-    from paper_lib.training.models import char_tokenizer
-
-    pad = tokenizer.pad_token
-    if pad == tokenizer.eos_token:  # SmolLM2 pads with EOS; the pruned copy needs its own id: the original's id 0
-        pad = tokenizer.convert_ids_to_tokens(0)
-    specials = (pad, tokenizer.bos_token, tokenizer.eos_token)
-    if None in specials or len(set(specials)) < 3:
-        raise ValueError(f"the tokenizer needs distinct pad, bos and eos tokens to prune, got {specials}")
-    old_ids = [tokenizer.convert_tokens_to_ids(t) for t in specials]
-    for c in chars:
-        ids = tokenizer.encode(c, add_special_tokens=False)
-        if len(ids) != 1:
-            raise ValueError(f"{c!r} is not one token of the original tokenizer ({ids}); it cannot be kept alone")
-        old_ids.append(ids[0])
-    if model.get_output_embeddings() is None or model.get_output_embeddings().bias is not None:
-        raise ValueError(f"{type(model).__name__} needs an LM head without a bias to be pruned")
-    new_tokenizer = char_tokenizer(chars, specials=specials)
-    new_tokenizer.add_bos_token = False  # the original does not add BOS either: prompts name it themselves
-    new_tokenizer.chat_template = None
-    pruned = copy.deepcopy(model)
-    pruned.resize_token_embeddings(len(old_ids))
-    index = torch.tensor(old_ids)
-    with torch.no_grad():
-        pruned.get_input_embeddings().weight.copy_(model.get_input_embeddings().weight[index])
-        if not model.config.tie_word_embeddings:
-            pruned.get_output_embeddings().weight.copy_(model.get_output_embeddings().weight[index])
-    for name in ("pad", "bos", "eos"):
-        token_id = getattr(new_tokenizer, f"{name}_token_id")
-        setattr(pruned.config, f"{name}_token_id", token_id)
-        setattr(pruned.generation_config, f"{name}_token_id", token_id)
-    return pruned, new_tokenizer

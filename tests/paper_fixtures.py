@@ -77,7 +77,8 @@ def build_mirror(root, answer: str = "4"):
     import shutil
     from pathlib import Path
 
-    from paper_lib.training.models import PAPER_MODELS, char_tokenizer, tiny_gpt2
+    from paper_lib.paper_scale.presets import PAPER_MODELS
+    from paper_lib.training.models import char_tokenizer, tiny_gpt2
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ import torch
 from paper_lib.bench import kernel as bench
 from paper_lib.bench import steps as bench_steps
 from paper_lib.reference import authors_lambda_weights
-from paper_lib.trie import check_group, group_statistics, lambda_weights
+from paper_lib.tree import group_statistics
+from paper_lib.trie import check_group, lambda_weights
 
 COLUMNS = ["measure", "setting", "ours", "reference", "ratio", "paper", "note"]
 

@@ -6,8 +6,7 @@ import pytest
 from conftest import REPO
 
 from paper_lib.experiments.plan import TOY_EXPERIMENTS
-from paper_lib.training.callbacks import read_jsonl
-from paper_lib.training.provenance import read_json
+from paper_lib.rundir import read_json, read_jsonl
 
 RUNS = sorted(p.parent for exp in TOY_EXPERIMENTS for p in (REPO / "results/small/runs" / exp).glob("*/manifest.json"))
 

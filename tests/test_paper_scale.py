@@ -77,9 +77,11 @@ def test_every_preset_is_in_the_table():
 
 
 def test_model_keys_and_hub_ids():
-    from paper_lib.training.models import PAPER_MODELS
-
-    assert set(C.PAPER_MODEL_KEYS) == set(PAPER_MODELS)
+    assert C.PAPER_MODELS == {
+        "qwen-1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "llama-1b": "meta-llama/Llama-3.2-1B-Instruct",
+        "gpt2": "openai-community/gpt2",
+    }
     from paper_lib.paper_scale.recipe import policy_id
 
     assert policy_id(C.paper_preset("downstream/qwen-1.5b_b0_grpo")) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"

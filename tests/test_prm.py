@@ -4,11 +4,10 @@ import pytest
 import torch
 from conftest import colliding_groups
 
-from paper_lib.figures.plots import node_values
 from paper_lib.groups import EXAMPLE_PRM_REWARDS, FIG1_GROUP, FIG1_REWARDS, group_from_strings
 from paper_lib.prm import outcome_advantages, step_advantages, step_rewards
 from paper_lib.reference import sequences_of, step_advantages_bruteforce, step_rewards_bruteforce
-from paper_lib.trie import ProcessTree
+from paper_lib.tree import ProcessTree, node_values
 
 
 def _by_step(strings, rewards, fn):

@@ -11,10 +11,11 @@ import time
 import pytest
 from conftest import REPO
 
-from paper_lib.training.callbacks import read_jsonl
+from paper_lib.rundir import read_jsonl
 from paper_lib.training.checkpoints import SEAL, latest_intact, seal
 from paper_lib.training.config import RunConfig
-from paper_lib.training.runs import _check_columns, is_finished, run
+from paper_lib.training.recipe import _check_columns
+from paper_lib.training.runs import is_finished, run
 
 # Wall-clock timings, and HF's end-of-training summary of the loss, which averages only over the last process's steps
 TIMING = ("step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss")

@@ -121,7 +121,7 @@ def test_degenerate_groups_train_without_nan(policy):
     """Equal rewards, rewards that are None or NaN, and completions cut to one token (often empty) or truncated."""
     import math
 
-    from paper_lib.training.runs import counting
+    from paper_lib.training.callbacks import counting
 
     def flaky(completions, **kwargs):
         out = [1.0] * len(completions)
@@ -168,11 +168,11 @@ def test_kl_gradient_is_the_papers_k3_with_pi_off_the_reference(policy, process_
     of this project sets it; with TRL's default the gradients differ (the loss values agree, which is why a
     loss-only test missed it)."""
     from paper_lib.paper_scale.presets import grpo_config_kwargs, paper_presets
-    from paper_lib.training import runs
+    from paper_lib.training import recipe
     from paper_lib.training.config import RunConfig
 
     assert grpo_config_kwargs(paper_presets("downstream")[0], "/tmp/x", 1)["use_bias_correction_kl"] is False
-    cpu_args = runs._grpo_args(RunConfig(name="x", beta=0.04), Path("/tmp/x"), policy[1], None)
+    cpu_args = recipe._grpo_args(RunConfig(name="x", beta=0.04), Path("/tmp/x"), policy[1], None)
     assert cpu_args.use_bias_correction_kl is False
     grads = {}
     for corrected in (False, True):

@@ -8,7 +8,8 @@ from conftest import colliding_groups
 
 from paper_lib.groups import FIG1_GROUP, group_from_strings, random_group
 from paper_lib.reference import process_set_sizes_bruteforce, sequences_of
-from paper_lib.trie import ProcessTree, lambda_weights, pairwise_lcp, process_set_sizes
+from paper_lib.tree import ProcessTree
+from paper_lib.trie import lambda_weights, pairwise_lcp, process_set_sizes
 
 
 def _padded(rows, T):
@@ -156,7 +157,7 @@ def test_cuda_matches_cpu():
 def test_group_statistics_match_the_tree():
     import statistics
 
-    from paper_lib.trie import group_statistics
+    from paper_lib.tree import group_statistics
 
     for ids, mask in colliding_groups(300, seed=5):
         tree = ProcessTree(sequences_of(ids, mask))

@@ -10,6 +10,7 @@ from paper_lib import vocab
 from paper_lib.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 from paper_lib.training import toy_start
 from paper_lib.training.models import char_tokenizer, tiny_qwen2
+from paper_lib.training.smollm2 import prune_vocabulary
 from paper_lib.training.tasks import TOY_CHARS, ToyTreeTask
 
 
@@ -106,7 +107,7 @@ def test_restrict_vocabulary_is_a_fixed_bias_and_checks_its_input():
 def test_pruned_vocabulary_keeps_every_logit_of_the_kept_tokens():
     big = char_tokenizer(TOY_CHARS + "abcdefghij0123456789")
     model = tiny_qwen2(big, seed=1)
-    pruned, small = vocab.prune_vocabulary(model, big, "LR")
+    pruned, small = prune_vocabulary(model, big, "LR")
     assert small.convert_ids_to_tokens(list(range(5))) == ["<pad>", "<bos>", "<eos>", "L", "R"]
     assert pruned.get_input_embeddings().weight.shape[0] == 5 and model.get_input_embeddings().weight.shape[0] == 26
     old = [big.convert_tokens_to_ids(t) for t in ["<pad>", "<bos>", "<eos>", "L", "R"]]
@@ -115,7 +116,7 @@ def test_pruned_vocabulary_keeps_every_logit_of_the_kept_tokens():
     torch.testing.assert_close(pruned(input_ids=seq_new).logits, model(input_ids=seq_old).logits[..., old])
     assert small.decode([3, 4, 4]) == "LRR" and small("<bos>")["input_ids"] == [1]
     with pytest.raises(ValueError, match="characters not in the tokenizer's alphabet: \\['x'\\]"):
-        vocab.prune_vocabulary(model, big, "LRx")
+        prune_vocabulary(model, big, "LRx")
 
 
 def test_path_probabilities_are_exact_and_the_target_rule_is_the_stated_one():

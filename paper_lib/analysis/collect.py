@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from paper_lib.analysis.stats import last_window_mean
-from paper_lib.training.callbacks import read_jsonl
-from paper_lib.training.provenance import read_json
+from paper_lib.rundir import read_json, read_jsonl
 
-__all__ = ["run_dirs", "metrics_frame", "groups_frame", "run_last_window", "toy_frame", "METHOD_LABELS"]
+__all__ = ["run_dirs", "metrics_frame", "groups_frame", "toy_frame", "METHOD_LABELS"]
 
 METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "scaled_grpo": "scale-matched GRPO"}
 _CONFIG_COLUMNS = (
@@ -62,13 +60,6 @@ def groups_frame(experiment_dir: Path) -> pd.DataFrame:
     frames = [_with_config(pd.read_parquet(d / "groups.parquet"), d) for d in run_dirs(experiment_dir)]
     return pd.concat(frames, ignore_index=True)
 
-
-def run_last_window(run_dir: Path, column: str, window: int) -> float:
-    """Mean of one logged metric over a run's last ``window`` steps (Table 1's target frequency: 50)."""
-    rows = [r for r in read_jsonl(Path(run_dir) / "metrics.jsonl") if column in r]
-    if not rows:
-        raise ValueError(f"{run_dir} logged no {column!r}")
-    return last_window_mean([r["step"] for r in rows], [r[column] for r in rows], window)
 
 
 def toy_frame(root: Path, tier: str, experiment: str, learning_rate: float | None = None) -> pd.DataFrame:

@@ -7,6 +7,8 @@ import math
 import numpy as np
 from scipy import stats as st
 
+from paper_lib.rundir import last_window_mean
+
 __all__ = [
     "mean_ci",
     "paired_t",
@@ -48,11 +50,6 @@ def peak(steps, values) -> tuple[float, int]:
     k = int(np.nanargmax(values))
     return float(values[k]), int(np.asarray(steps)[k])
 
-
-def last_window_mean(steps, values, window: int) -> float:
-    """Mean of ``values`` over the last ``window`` steps (Table 1: target frequency in the last 50 steps)."""
-    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
-    return float(values[steps > steps.max() - window].mean())
 
 
 def win_counts(deltas) -> dict[str, int]:

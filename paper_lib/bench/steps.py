@@ -121,10 +121,11 @@ def _bench_trainer(cfg: RunConfig, policy: Path, run_dir: Path, steps: list[dict
     from transformers.utils.notebook import NotebookProgressCallback
 
     from paper_lib.training.provenance import seed_everything
+    from paper_lib.training.recipe import CPU_RECIPE
     from paper_lib.training.runs import build_trainer
 
     seed_everything(cfg.seed)
-    trainer = build_trainer(cfg, policy, run_dir)
+    trainer = build_trainer(CPU_RECIPE.parts(cfg, policy, run_dir), policy, run_dir)
     trainer.args.save_strategy = SaveStrategy.NO  # not even the final checkpoint of each train() call
     # Every completion runs to full length, so that both methods generate, score and train on the same tokens.
     trainer.generation_config.min_new_tokens = trainer.generation_kwargs["min_new_tokens"] = cfg.max_completion_length
@@ -152,12 +153,12 @@ def step_times(model: str = "tiny-qwen2", rounds: int = 10, steps_per_round: int
     ``method``, ``round``, ``total`` and one column per part in :data:`SECTIONS` (``other`` = the rest).
     """
     from paper_lib.paths import results_dir as results_dir_of
-    from paper_lib.training.runs import prepare_policy
+    from paper_lib.training.recipe import CPU_RECIPE
 
     cache = Path(cache) if cache else results_dir_of(scale, results_dir) / "runs" / "_warmstart"  # git-ignored
     methods = ("grpo", "lambda_grpo")
     cfgs = {m: step_config(model, m, steps_per_round) for m in methods}
-    policy = prepare_policy(cfgs["grpo"], cache)
+    policy = CPU_RECIPE.policy(cfgs["grpo"], cache)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, torch_threads(1):  # as the experiments' workers; no oversubscription
         recorded = {m: [] for m in methods}

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from paper_lib.rundir import read_json, write_json
 from paper_lib.training import tasks
 from paper_lib.training.config import RunConfig
 from paper_lib.training.evaluate import accuracy_sem, greedy_completions
-from paper_lib.training.provenance import read_json, write_json
 
 __all__ = ["evaluate_model", "evaluate_run", "load_downstream"]
 

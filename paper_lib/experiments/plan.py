@@ -164,8 +164,7 @@ def _seeds(kind: str, smoke: bool) -> list[int]:
 def best_toy_rates(root: Path, sweep: list[tuple[str, RunConfig]]) -> dict[tuple[int, float, str], float]:
     """``(n, r_neg, method) -> learning rate`` with the highest mean last-50-step target frequency in the sweep
     (ties: the lower rate). Raises ValueError until every sweep run is finished."""
-    from paper_lib.analysis.collect import run_last_window
-    from paper_lib.training.runs import is_finished
+    from paper_lib.rundir import is_finished, run_last_window
 
     missing = [name for name, _ in sweep if not is_finished(root / name)]
     if missing:
@@ -318,6 +317,8 @@ def _run_units(plan: _Plan, units: list[tuple[str, str]]) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from paper_lib.paper_scale.recipe import PAPER_RECIPE
+    from paper_lib.training.recipe import CPU_RECIPE
     from paper_lib.training.runs import run
 
     if plan.scale != "paper":
@@ -327,7 +328,8 @@ def _run_units(plan: _Plan, units: list[tuple[str, str]]) -> int:
     for exp, name in tqdm(units, desc=f"runs ({plan.scale})"):
         cfg = _smoke(configs[(exp, name)]) if plan.scale == "smoke" else configs[(exp, name)]
         try:
-            trained.append((exp, cfg, run(cfg, runs_root(plan.scale, plan.root) / exp, cache=warmstart)))
+            recipe = PAPER_RECIPE if isinstance(cfg, PaperPreset) else CPU_RECIPE
+            trained.append((exp, cfg, run(cfg, runs_root(plan.scale, plan.root) / exp, warmstart, recipe)))
         except Exception:  # noqa: BLE001 - one run's failure must not stop the others; it is reported
             failed += 1
             log.error("run %s/%s failed:\n%s", exp, name, traceback.format_exc())

@@ -15,14 +15,40 @@ import torch
 from paper_lib import reference
 from paper_lib.groups import random_group
 from paper_lib.losses import grpo_loss, lambda_grpo_loss, prm_loss
-from paper_lib.training.config import TheoremConfig
+from paper_lib.paths import check_scale
 from paper_lib.training.models import tiny_gpt2
 from paper_lib.tree import ProcessTree
 
 # |Δ| below this counts as equal: float64 round-off on O(10) gradients is ~1e-14.
 EXACT = 1e-9
 
-__all__ = ["EXACT", "Setting", "SETTINGS", "token_logps", "compare_on_group", "theorem_table"]
+__all__ = ["TheoremConfig", "theorem_config", "EXACT", "Setting", "SETTINGS", "token_logps", "compare_on_group",
+           "theorem_table"]
+
+
+@dataclass(frozen=True)
+class TheoremConfig:
+    """Notebook 01: how many random groups each Theorem 1 setting is checked on, and their shape."""
+
+    n_groups: int
+    group_size: int = 8
+    max_len: int = 10
+    vocab: int = 4  # a tiny vocabulary makes completions share prefixes heavily
+    seed: int = 0
+
+
+_THEOREM = {
+    "smoke": TheoremConfig(n_groups=3),
+    "small": TheoremConfig(n_groups=50),
+    # The paper checks nothing numerically; larger groups (the downstream G = 6 and the toy task's 16) at no GPU cost.
+    "paper": TheoremConfig(n_groups=100, group_size=16, max_len=24),
+}
+
+
+def theorem_config(scale: str) -> TheoremConfig:
+    check_scale(scale)
+    return _THEOREM[scale]
+
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from paper_lib.figures.plots import ADVANTAGE_CMAP, node_values
+from paper_lib.figures.plots import ADVANTAGE_CMAP
 from paper_lib.prm import step_advantages, step_rewards
-from paper_lib.tree import ProcessTree
+from paper_lib.tree import ProcessTree, node_values
 from paper_lib.trie import process_set_sizes
 
 __all__ = ["group_html", "export_groups"]

@@ -13,12 +13,11 @@ import torch  # noqa: E402
 
 from paper_lib.groups import group_from_strings  # noqa: E402
 from paper_lib.prm import step_advantages, step_rewards  # noqa: E402
-from paper_lib.tree import ProcessTree  # noqa: E402
+from paper_lib.tree import ProcessTree, node_values  # noqa: E402
 
 __all__ = [
     "tree_layout",
     "draw_tree",
-    "node_values",
     "fig1_process_tree",
     "fig_example_prm",
     "fig_target_freq",
@@ -44,11 +43,6 @@ def tree_layout(tree: ProcessTree) -> dict[int, tuple[float, float]]:
 
     place(0)
     return pos
-
-
-def node_values(tree: ProcessTree, per_token: torch.Tensor) -> dict[int, float]:
-    """Read a per-token quantity (constant on each process step) at each node; NaN for nodes without tokens."""
-    return {n.index: float(per_token[n.members[0], n.start]) if n.n_tokens else math.nan for n in tree.nodes}
 
 
 def draw_tree(tree: ProcessTree, ax=None, decode=None, annotate=None, node_color=None, fontsize: int = 10):

@@ -24,11 +24,12 @@ __all__ = [
 ]
 
 PAPER_EXPERIMENTS = ("overlap", "downstream", "toy")
-PAPER_MODEL_KEYS = (
-    "qwen-1.5b",
-    "llama-1b",
-    "gpt2",
-)  # keys of paper_lib.training.models.PAPER_MODELS (a test keeps them equal)
+# Hub ids of the paper's models. Never loaded by the tests or the smoke/small scales: there is no hub here.
+PAPER_MODELS: dict[str, str] = {
+    "qwen-1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",  # "Qwen" in Table 2 (PAPER.md §4.1)
+    "llama-1b": "meta-llama/Llama-3.2-1B-Instruct",  # "Llama" in Table 2 (PAPER.md §4.1)
+    "gpt2": "openai-community/gpt2",  # GPT-2 small (124M), the synthetic toy task (PAPER.md §4.1)
+}
 PAPER_LOSS_TYPES = ("grpo", "dapo")  # authors' code: 'grpo' per-sequence (their default) | 'dapo' (PAPER.md §7)
 PAPER_PRECISIONS = ("float32", "bf16")
 # PAPER.md §4.2: Llama's learning rate is "5e-7 / 1e-7 depending on β"; which β gets which rate is NOT stated
@@ -51,7 +52,7 @@ class PaperPreset:
 
     name: str
     experiment: str  # "overlap" (PAPER.md §2.4) | "downstream" (§4, Table 2) | "toy" (§4.3, Table 1)
-    model: str  # key of paper_lib.training.models.PAPER_MODELS (PAPER.md §4.1)
+    model: str  # key of PAPER_MODELS (PAPER.md §4.1)
     method: str  # "grpo" | "lambda_grpo" (Eq. 9)
     learning_rate: float  # PAPER.md §4.2
     max_steps: int  # PAPER.md §4.2
@@ -109,7 +110,7 @@ class PaperPreset:
             check_run_name(self.name)
         except ValueError as err:
             raise ValueError(f"PaperPreset.{err}") from None
-        choices = {"experiment": PAPER_EXPERIMENTS, "model": PAPER_MODEL_KEYS, "method": ("grpo", "lambda_grpo"),
+        choices = {"experiment": PAPER_EXPERIMENTS, "model": tuple(PAPER_MODELS), "method": ("grpo", "lambda_grpo"),
                    "loss_type": PAPER_LOSS_TYPES, "precision": PAPER_PRECISIONS,
                    "vllm_mode": ("colocate", "server"), "task": ("openrs", "toy_tree"),
                    "toy_mask": ("policy", "sampling_only")}  # fmt: skip
@@ -204,21 +205,20 @@ def grpo_config_kwargs(
     G = 6, PAPER.md §4.2); a larger one changes only memory and speed.
     """
     preset.validate()
+    from paper_lib.training.recipe import grpo_arguments
+
     bf16 = preset.precision == "bf16"
-    kwargs = dict(
-        output_dir=str(output_dir), process_weighting=preset.method == "lambda_grpo", seed=preset.seed,
-        max_steps=preset.max_steps, num_generations=preset.group_size,
-        per_device_train_batch_size=per_device_train_batch_size,
-        gradient_accumulation_steps=_gradient_accumulation(preset, num_processes, per_device_train_batch_size),
-        learning_rate=preset.learning_rate, lr_scheduler_type=preset.lr_scheduler_type, warmup_steps=0,
-        optim="adamw_torch", weight_decay=preset.weight_decay, max_grad_norm=preset.max_grad_norm,
-        beta=preset.beta, loss_type=preset.loss_type, epsilon=preset.epsilon, num_iterations=preset.num_iterations,
-        use_bias_correction_kl=False,  # the paper's D_{i,t}: plain k3 (TRL 1.16 defaults to DeepSeek-V3.2's estimator)
-        scale_rewards="group", temperature=preset.temperature, top_k=preset.top_k, top_p=preset.top_p,
-        max_completion_length=preset.max_completion_length, bf16=bf16, fp16=False,
-        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"}, use_vllm=preset.use_vllm,
+    accumulation = _gradient_accumulation(preset, num_processes, per_device_train_batch_size)
+    kwargs = grpo_arguments(
+        output_dir=str(output_dir), method=preset.method, seed=preset.seed, max_steps=preset.max_steps,
+        group_size=preset.group_size, batch_size=per_device_train_batch_size, accumulation=accumulation,
+        learning_rate=preset.learning_rate, beta=preset.beta, loss_type=preset.loss_type,
+        temperature=preset.temperature, max_completion_length=preset.max_completion_length,
+        max_grad_norm=preset.max_grad_norm, save_every=preset.save_every, bf16=bf16,
+        lr_scheduler_type=preset.lr_scheduler_type, warmup_steps=0, optim="adamw_torch",
+        weight_decay=preset.weight_decay, epsilon=preset.epsilon, num_iterations=preset.num_iterations,
+        scale_rewards="group", top_k=preset.top_k, top_p=preset.top_p, fp16=False, use_vllm=preset.use_vllm,
         gradient_checkpointing=True,  # memory only: the gradients are the same
-        logging_steps=1, report_to="none", save_strategy="steps", save_steps=preset.save_every,
     )  # fmt: skip
     if preset.use_vllm:
         kwargs["vllm_mode"] = preset.vllm_mode

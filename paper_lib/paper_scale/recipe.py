@@ -1,15 +1,15 @@
-r"""The paper-scale runs: a :class:`~paper_lib.paper_scale.presets.PaperPreset` → the TRL trainer that reproduces it.
+r"""The paper scale's recipe: a :class:`~paper_lib.paper_scale.presets.PaperPreset` → the trainer that reproduces it.
 
 :func:`paper_lib.training.runs.run` owns the run directory (config, manifest, metrics, resume, best/) at every
-scale; for a preset it asks this module for the pieces that differ from the CPU scales:
+scale; :data:`PAPER_RECIPE` gives it the pieces that differ from the CPU scales:
 
-- the policy is the paper's hub model (:data:`paper_lib.training.models.PAPER_MODELS`), no warm start, LoRA r64/α128 on
+- the policy is the paper's hub model (:data:`.presets.PAPER_MODELS`), no warm start, LoRA r64/α128 on
   all linear layers unless ``lora=False`` (PAPER.md §4.2, §7); Llama's pad token is ``<|end_of_text|>`` as in the
   authors' ``train.py`` (generation ends on ``<|eot_id|>``, so EOS stays in the loss);
 - the data are OpenRS with the authors' system prompt and a seeded 125-question validation split, rewarded by
   math-verify (:mod:`paper_lib.paper_scale.data`), or the toy tree (GPT-2 small may only emit ``L`` and ``R``);
-- rollouts end at the first closed ``\boxed{…}`` (``LambdaGRPOConfig.boxed_stop``) and validation is greedy with
-  the same stop, every ``eval_every`` steps, keeping the best checkpoint (an adapter folder under LoRA).
+- rollouts end at the first closed ``\boxed{…}`` (:class:`.trainer.BoxedLambdaGRPOTrainer`); validation is greedy
+  with the same stop, every ``eval_every`` steps, keeping the best checkpoint (an adapter folder under LoRA).
 
 ``python -m paper_lib.paper_scale --preset downstream/qwen-1.5b_b0_lambda_grpo`` trains one preset; under
 ``accelerate launch`` the gradient accumulation is set so that one optimizer step still sees ``prompts × G``
@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from paper_lib.paper_scale.presets import (
+    PAPER_MODELS,
     PaperPreset,
     chat_template_kwargs,
     grpo_config_kwargs,
@@ -34,7 +35,9 @@ from paper_lib.paper_scale.presets import (
 __all__ = [
     "policy_id",
     "load_tokenizer",
-    "build_trainer",
+    "PAPER_RECIPE",
+    "PaperRecipe",
+    "run",
     "validation_accuracy",
     "evaluate_run",
     "mirror_files",
@@ -48,8 +51,6 @@ TORCH_DTYPES = {"float32": "float32", "bf16": "bfloat16"}  # PaperPreset.precisi
 
 def policy_id(preset: PaperPreset) -> str:
     """The hub id the preset starts from, or its folder in the preset's local mirror."""
-    from paper_lib.training.models import PAPER_MODELS
-
     hub_id = PAPER_MODELS[preset.model]
     if preset.mirror is None:
         return hub_id
@@ -62,8 +63,6 @@ def policy_id(preset: PaperPreset) -> str:
 def mirror_files() -> list[str]:
     """What a complete mirror holds, relative to it: each model's ``config.json``, OpenRS and the five benchmarks."""
     from paper_lib.paper_scale.data import BENCHMARK_NAMES
-    from paper_lib.training.models import PAPER_MODELS
-
     models = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
     return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
 
@@ -113,7 +112,7 @@ def _args(preset: PaperPreset, run_dir: Path, tokenizer):
 
     kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
     # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
-    kwargs |= {"boxed_stop": preset.boxed_stop, "save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
+    kwargs |= {"save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
     if preset.task == "toy_tree":
         kwargs |= toy_policy_kwargs(preset.toy_mask, tokenizer, use_vllm=preset.use_vllm)
     return LambdaGRPOConfig(**kwargs)
@@ -129,26 +128,42 @@ def validation_accuracy(model, tokenizer, dataset, preset: PaperPreset) -> dict:
     return {f"val/{k}": summary[k] for k in ("accuracy", "sem", "n_unscorable")}
 
 
-def build_trainer(preset: PaperPreset, policy: str, run_dir: Path, callbacks: list):
-    """The trainer for ``preset`` (``callbacks``: the run directory's recorders)."""
-    from paper_lib.trainer import LambdaGRPOTrainer
-    from paper_lib.training.callbacks import GreedyValidation
-    from paper_lib.training.runs import counting
+class PaperRecipe:
+    """The paper scale's recipe for :func:`paper_lib.training.runs.run`: a preset → its policy and trainer parts."""
 
-    tokenizer = load_tokenizer(preset, policy)
-    train, val, rewards = _data(preset, policy, run_dir)
-    if val is not None and preset.eval_every:
-        evaluate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
-        callbacks = [*callbacks, GreedyValidation(run_dir, preset.eval_every, evaluate)]
-    return LambdaGRPOTrainer(
-        model=policy,
-        reward_funcs=[counting(f, target_metric=preset.task == "toy_tree") for f in rewards],
-        args=_args(preset, run_dir, tokenizer),
-        train_dataset=train,
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        peft_config=peft_config(preset),
-    )
+    def check(self, cfg) -> None:
+        if not isinstance(cfg, PaperPreset):
+            raise TypeError(f"the paper recipe trains a PaperPreset, got {type(cfg).__name__}")
+
+    def policy(self, preset: PaperPreset, cache: Path) -> str:
+        """The hub model as it is (no warm start, PAPER.md §4.1); ``cache`` is not used."""
+        return policy_id(preset)
+
+    def parts(self, preset: PaperPreset, policy: str, run_dir: Path):
+        from paper_lib.paper_scale.trainer import BoxedLambdaGRPOTrainer
+        from paper_lib.trainer import LambdaGRPOTrainer
+        from paper_lib.training.recipe import TrainerParts
+
+        tokenizer = load_tokenizer(preset, policy)
+        train, val, rewards = _data(preset, policy, run_dir)
+        validate = None
+        if val is not None:
+            validate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
+        return TrainerParts(tokenizer=tokenizer, train_dataset=train, reward_funcs=rewards,
+                            args=_args(preset, run_dir, tokenizer),
+                            trainer_class=BoxedLambdaGRPOTrainer if preset.boxed_stop else LambdaGRPOTrainer,
+                            completions_every=preset.save_every, validate=validate, eval_every=preset.eval_every,
+                            target_metric=preset.task == "toy_tree", peft_config=peft_config(preset))  # fmt: skip
+
+
+PAPER_RECIPE = PaperRecipe()
+
+
+def run(preset: PaperPreset, root: Path | str) -> Path:
+    """Train one preset into ``root / preset.name`` (:func:`paper_lib.training.runs.run` with :data:`PAPER_RECIPE`)."""
+    from paper_lib.training import runs
+
+    return runs.run(preset, root, recipe=PAPER_RECIPE)
 
 
 # -- Table 2 -------------------------------------------------------------------------------------------------------
@@ -227,8 +242,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.preset:
         parser.error("--preset is required (or --list)")
-    from paper_lib.training.runs import run
-
     preset = paper_preset(args.preset, **dict(args.switches))
     print(run(preset, Path(args.root) / preset.experiment))
     return 0

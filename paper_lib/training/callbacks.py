@@ -6,7 +6,7 @@ killed run resumes, so no step is lost or recorded twice.
 
 from __future__ import annotations
 
-import gzip
+import functools
 import json
 import logging
 import math
@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from paper_lib.rundir import read_json, write_json
 from paper_lib.training.checkpoints import seal
-from paper_lib.training.provenance import read_json, write_json
 
-__all__ = ["RunRecorder", "GreedyValidation", "truncate_after", "read_jsonl", "compress"]
+__all__ = ["RunRecorder", "GreedyValidation", "counting"]
 
 log = logging.getLogger(__name__)
 
@@ -46,33 +46,23 @@ def _append(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps({k: _clean(v) for k, v in row.items()}, sort_keys=True) + "\n")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file, or of its gzipped copy ``<path>.gz`` (finished runs are stored compressed)."""
-    gz = path.with_name(path.name + ".gz")
-    if path.is_file():
-        text = path.read_text()
-    elif gz.is_file():
-        text = gzip.decompress(gz.read_bytes()).decode()
-    else:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def counting(reward_fn, target_metric: bool = False):
+    """Count rewards that are None or NaN (TRL treats them as unscorable: advantage 0) and log their share.
 
+    With ``target_metric`` (toy task) also log the share of completions that hit the target (reward exactly 1).
+    """
 
-def compress(path: Path) -> None:
-    """Replace ``path`` by ``<path>.gz`` (byte-stable: no timestamp in the gzip header)."""
-    if path.is_file():
-        gz = path.with_name(path.name + ".gz")
-        gz.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
-        path.unlink()
+    @functools.wraps(reward_fn)
+    def wrapped(*args, **kwargs):
+        values = reward_fn(*args, **kwargs)
+        bad = sum(v is None or (isinstance(v, float) and math.isnan(v)) for v in values)
+        if "log_metric" in kwargs:
+            kwargs["log_metric"]("reward_invalid_frac", bad / max(len(values), 1))
+            if target_metric:
+                kwargs["log_metric"]("target_frequency", sum(v == 1.0 for v in values) / max(len(values), 1))
+        return values
 
-
-def truncate_after(path: Path, keep) -> None:
-    """Keep only the rows for which ``keep(row)`` is true (rows written after the resumed checkpoint go)."""
-    if path.is_file():
-        rows = [r for r in read_jsonl(path) if keep(r)]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-        tmp.replace(path)
+    return wrapped
 
 
 class RunRecorder(TrainerCallback):

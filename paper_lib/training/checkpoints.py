@@ -6,12 +6,11 @@ with a warning and uses the newest intact one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
 
-from paper_lib.training.provenance import read_json, write_json
+from paper_lib.rundir import read_json, sha256_file, write_json
 
 __all__ = ["SEAL", "seal", "is_intact", "latest_intact", "checkpoint_step"]
 
@@ -20,13 +19,6 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 log = logging.getLogger(__name__)
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _files(ckpt: Path) -> list[Path]:
     return sorted(p for p in ckpt.rglob("*") if p.is_file() and p.name != SEAL and ".tmp" not in p.name)
@@ -34,7 +26,7 @@ def _files(ckpt: Path) -> list[Path]:
 
 def seal(ckpt: Path) -> None:
     """Record every file's size and sha256; call once the checkpoint is completely written."""
-    files = {str(p.relative_to(ckpt)): [p.stat().st_size, _digest(p)] for p in _files(ckpt)}
+    files = {str(p.relative_to(ckpt)): [p.stat().st_size, sha256_file(p)] for p in _files(ckpt)}
     write_json(ckpt / SEAL, {"files": files})
 
 
@@ -46,7 +38,7 @@ def is_intact(ckpt: Path) -> bool:
         return False
     for name, (size, digest) in sealed.items():
         p = ckpt / name
-        if not p.is_file() or p.stat().st_size != size or _digest(p) != digest:
+        if not p.is_file() or p.stat().st_size != size or sha256_file(p) != digest:
             return False
     return bool(sealed)
 

@@ -10,33 +10,9 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from paper_lib.paths import check_run_name, check_scale
+from paper_lib.paths import check_run_name
 
-__all__ = ["TheoremConfig", "theorem_config", "RunConfig", "METHODS"]
-
-
-@dataclass(frozen=True)
-class TheoremConfig:
-    """Notebook 01: how many random groups each Theorem 1 setting is checked on, and their shape."""
-
-    n_groups: int
-    group_size: int = 8
-    max_len: int = 10
-    vocab: int = 4  # a tiny vocabulary makes completions share prefixes heavily
-    seed: int = 0
-
-
-_THEOREM = {
-    "smoke": TheoremConfig(n_groups=3),
-    "small": TheoremConfig(n_groups=50),
-    # The paper checks nothing numerically; larger groups (the downstream G = 6 and the toy task's 16) at no GPU cost.
-    "paper": TheoremConfig(n_groups=100, group_size=16, max_len=24),
-}
-
-
-def theorem_config(scale: str) -> TheoremConfig:
-    check_scale(scale)
-    return _THEOREM[scale]
+__all__ = ["RunConfig", "METHODS"]
 
 
 METHODS = ("grpo", "lambda_grpo", "scaled_grpo")

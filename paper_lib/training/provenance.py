@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import random
 import subprocess
-import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -23,8 +21,6 @@ __all__ = [
     "device_name",
     "cpu_model",
     "utc_now",
-    "write_json",
-    "read_json",
 ]
 
 _PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "numpy", "paper_lib")
@@ -84,13 +80,3 @@ def cpu_model() -> str:
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
-
-def write_json(path: Path, obj) -> None:
-    """Write atomically (temp file, then rename): a kill never leaves a half-written JSON behind."""
-    tmp = path.with_suffix(path.suffix + f".tmp{time.monotonic_ns()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-
-
-def read_json(path: Path):
-    return json.loads(path.read_text())

@@ -90,7 +90,7 @@ def toy_task(cfg, policy: Path | str, run_dir: Path | None = None) -> ToyTreeTas
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from paper_lib import vocab
-    from paper_lib.training.provenance import write_json
+    from paper_lib.rundir import write_json
 
     tokenizer = AutoTokenizer.from_pretrained(policy)
     task = ToyTreeTask(n=cfg.toy_n, r_neg=cfg.toy_r_neg, seed=cfg.seed, prompt=bos_prompt(tokenizer))
