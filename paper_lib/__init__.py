@@ -1,21 +1,33 @@
 """λ-GRPO paper companion: process sets, the implicit PRM, the objectives, and λ-GRPO on TRL.
 
-Importing ``paper_lib`` (and ``trie``, ``prm``, ``losses``) never imports TRL.
+The paper's objects sit at the top (``trie``, ``tree``, ``prm``, ``losses``, ``reference``, ``groups``; torch only),
+with the λ-GRPO trainer (``trainer``), the results registry (``paths``) and the run-directory format (``rundir``).
+The parts above them, each a subpackage, import only downward: ``training`` → ``paper_scale`` → ``experiments`` →
+``analysis`` → ``figures`` → ``bench``. The names below are loaded on first use, so reading logs
+(``paper_lib.rundir``, ``paper_lib.analysis``) never imports torch's training stack, and nothing here imports TRL.
 """
 
-from paper_lib.losses import grpo_loss, lambda_grpo_loss, prm_loss
-from paper_lib.prm import step_advantages, step_rewards
-from paper_lib.tree import ProcessTree
-from paper_lib.trie import lambda_weights, process_set_sizes
+import importlib
 
 __version__ = "0.1.0"
-__all__ = [
-    "ProcessTree",
-    "grpo_loss",
-    "lambda_grpo_loss",
-    "lambda_weights",
-    "prm_loss",
-    "process_set_sizes",
-    "step_advantages",
-    "step_rewards",
-]
+_LAZY = {
+    "ProcessTree": "tree",
+    "grpo_loss": "losses",
+    "lambda_grpo_loss": "losses",
+    "prm_loss": "losses",
+    "step_advantages": "prm",
+    "step_rewards": "prm",
+    "lambda_weights": "trie",
+    "process_set_sizes": "trie",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"paper_lib.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'paper_lib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

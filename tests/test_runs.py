@@ -138,7 +138,7 @@ def _cli(root, name, **overrides):
     cmd = [
         sys.executable,
         "-m",
-        "paper_lib.training.cli",
+        "paper_lib.training",
         f"--name={name}",
         f"--root={root}",
         f"--cache={root}/cache",

@@ -8,7 +8,7 @@ import pandas as pd
 
 from paper_lib.rundir import read_json, read_jsonl
 
-__all__ = ["run_dirs", "metrics_frame", "groups_frame", "toy_frame", "METHOD_LABELS"]
+__all__ = ["run_dirs", "metrics_frame", "groups_frame", "toy_frame", "load_downstream", "METHOD_LABELS"]
 
 METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "scaled_grpo": "scale-matched GRPO"}
 _CONFIG_COLUMNS = (
@@ -69,3 +69,36 @@ def toy_frame(root: Path, tier: str, experiment: str, learning_rate: float | Non
     if learning_rate is not None:
         df = df[df.learning_rate == learning_rate]
     return df.assign(tier=tier, experiment=experiment)
+
+
+def load_downstream(experiment_dir: Path) -> list[dict]:
+    """Every held-out result of an experiment folder, one record per evaluated model: ``run``, ``model``,
+    ``method`` (``"base"`` for a starting policy), ``beta``, ``seed`` and ``sets`` (name → accuracy, sem, n).
+
+    Two layouts: the CPU scales' ``base_downstream.json`` + ``<run>/downstream.json``, and the paper scale's
+    ``base_<model>/benchmarks/summary.json`` + ``<run>/benchmarks/summary.json`` (:mod:`paper_lib.paper_scale.recipe`).
+    """
+    experiment_dir = Path(experiment_dir)
+    records = []
+    for result in sorted(experiment_dir.glob("*/downstream.json")) + sorted(
+        experiment_dir.glob("*/benchmarks/summary.json")
+    ):
+        run_dir = result.parent if result.name == "downstream.json" else result.parent.parent
+        if run_dir.name.startswith("base_"):
+            cfg = {"model": run_dir.name.removeprefix("base_"), "method": "base", "beta": float("nan"), "seed": 0}
+        else:
+            cfg = read_json(run_dir / "config.json")
+        records.append(_record(run_dir.name, cfg, read_json(result)))
+    small_base = experiment_dir / "base_downstream.json"
+    if small_base.is_file():  # one warm start per experiment at the CPU scales: the runs' own model
+        model = records[0]["model"] if records else "base"
+        records.insert(0, _record("base", {"model": model, "method": "base", "beta": float("nan"), "seed": 0},
+                                  read_json(small_base)))  # fmt: skip
+    return records
+
+
+def _record(run: str, cfg: dict, result: dict) -> dict:
+    sets = {name: {k: r[k] for k in ("accuracy", "sem", "n")} for name, r in result.items()
+            if isinstance(r, dict) and "sem" in r}  # fmt: skip
+    return {"run": run, "model": cfg["model"], "method": cfg["method"], "beta": cfg["beta"], "seed": cfg["seed"],
+            "sets": sets}  # fmt: skip

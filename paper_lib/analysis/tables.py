@@ -198,8 +198,7 @@ _SWATCH = {"green": "🟩", "yellow": "🟨", "orange": "🟧", "red": "🟥"}
 def downstream_frame(experiment_dir) -> pd.DataFrame:
     """Per evaluated model and held-out set: accuracy (trained runs and each starting policy, version 'Base'), and
     the mean over the sets (``set == "average"``, Table 2's Avg.). One row per (run, set)."""
-    from paper_lib.analysis.collect import METHOD_LABELS
-    from paper_lib.experiments.downstream import load_downstream
+    from paper_lib.analysis.collect import METHOD_LABELS, load_downstream
 
     labels = METHOD_LABELS | {"base": "Base"}
     rows = [

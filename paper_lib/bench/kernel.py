@@ -38,7 +38,6 @@ import torch
 from paper_lib.analysis.paper_numbers import OVERHEAD_S_PER_TOKEN
 from paper_lib.bench.steps import (
     breakdown,
-    fig_step_breakdown,
     skipped_step_table,
     step_table,
     step_times,
@@ -68,7 +67,6 @@ __all__ = [
     "step_times",
     "step_table",
     "breakdown",
-    "fig_step_breakdown",
 ]
 
 GROUP_SIZES = (6, 36, 64)
@@ -311,14 +309,20 @@ def run_bench(scale: str = "small", results_dir: Path | str | None = None) -> di
     """Every measurement of notebook 06 at ``scale``; returns the table, the step rows and the breakdown."""
     cfg = bench_config(scale)
     kernels = kernel_table(cfg)
+    steps, skipped = step_rows(cfg, scale, results_dir)
+    return {"table": overhead_table(kernels, steps, skipped), "steps": steps, "breakdown": breakdown(steps)}
+
+
+def step_rows(cfg: BenchConfig, scale: str, results_dir: Path | str | None = None) -> tuple[pd.DataFrame, dict]:
+    """The timed steps of both methods for the tiny model and, where ``cfg`` says so, SmolLM2-135M; and the models
+    skipped at this scale (model -> reason)."""
     steps = [step_times("tiny-qwen2", cfg.step_rounds, cfg.steps_per_round, scale, results_dir)]
     skipped = {}
     if cfg.smollm2:
         steps.append(step_times("smollm2-135m", cfg.smollm2_rounds, cfg.smollm2_steps_per_round, scale, results_dir))
     else:
         skipped["smollm2-135m"] = f"skipped at scale {scale!r} (seconds per step on a CPU)"
-    steps = pd.concat(steps, ignore_index=True)
-    return {"table": overhead_table(kernels, steps, skipped), "steps": steps, "breakdown": breakdown(steps)}
+    return pd.concat(steps, ignore_index=True), skipped
 
 
 def machine() -> str:
@@ -327,10 +331,10 @@ def machine() -> str:
 
     import numpy as np
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")  # fmt: skip
+    from paper_lib.training.provenance import cpu_model
+
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{model}, {os.cpu_count()} logical CPUs, load average {load}; Python {platform.python_version()}, "
+    return (f"{cpu_model()}, {os.cpu_count()} logical CPUs, load average {load}; Python {platform.python_version()}, "
             f"torch {torch.__version__}, numpy {np.__version__}")  # fmt: skip
 
 
@@ -338,6 +342,7 @@ def save_bench(result: dict, scale: str, results_dir: Path | str | None = None) 
     """Write ``table_overhead`` and ``fig_step_breakdown``."""
     import matplotlib.pyplot as plt
 
+    from paper_lib.figures.plots import fig_step_breakdown
     from paper_lib.paths import save_figure, save_table
 
     files = save_table(result["table"], "table_overhead", scale, results_dir)

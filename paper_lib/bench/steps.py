@@ -5,8 +5,8 @@ r"""Notebook 06, training steps: the wall time of a λ-GRPO step over a GRPO ste
   ``table_overhead`` (medians over the recorded steps).
 - **Breakdown.** Each step is split into generation, rewards, forward + backward, optimizer, the λ weights with the
   per-group statistics, logging, and the rest (:data:`SECTIONS`), by wrapping the trainer's methods
-  (:func:`_instrument`) and a callback that closes each step (:func:`_step_clock`); :func:`fig_step_breakdown`
-  draws the means.
+  (:func:`_instrument`) and a callback that closes each step (:func:`_step_clock`);
+  :func:`paper_lib.figures.plots.fig_step_breakdown` draws the means.
 
 :mod:`.kernel` runs these next to the kernel timing and assembles the table (``python -m paper_lib.bench``).
 """
@@ -29,7 +29,6 @@ __all__ = [
     "SECTIONS",
     "WEIGHTS",
     "breakdown",
-    "fig_step_breakdown",
     "skipped_step_table",
     "step_config",
     "step_table",
@@ -199,29 +198,6 @@ def skipped_step_table(model: str, why: str) -> pd.DataFrame:
 
 
 def breakdown(steps: pd.DataFrame, model: str = "tiny-qwen2") -> pd.DataFrame:
-    """Mean seconds per part of a step, one row per method (the data of :func:`fig_step_breakdown`)."""
+    """Mean seconds per part of a step, one row per method (drawn by ``figures.plots.fig_step_breakdown``)."""
     df = steps[steps.model == model].groupby("method", sort=False)[list(SECTIONS) + ["total"]].mean()
     return df.rename(index={"grpo": "GRPO", "lambda_grpo": "λ-GRPO"})
-
-
-def fig_step_breakdown(parts: pd.DataFrame, title: str = ""):
-    """Stacked horizontal bars: where the time of one training step goes, per method, in milliseconds."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 2.2))
-    left = pd.Series(0.0, index=parts.index)
-    colours = plt.get_cmap("tab10").colors
-    for k, name in enumerate(SECTIONS):
-        ms = 1e3 * parts[name]
-        ax.barh(parts.index, ms, left=left, color=colours[k], label=name)
-        left += ms
-    for y, (label, total) in enumerate((1e3 * parts["total"]).items()):
-        share = 100 * parts.loc[label, WEIGHTS] / parts.loc[label, "total"]
-        ax.text(total, y, f" {total:.1f} ms ({share:.1f}% λ weights + stats)", va="center", fontsize=8)
-    ax.set_xlabel("milliseconds per step (mean)")
-    ax.set_xlim(0, 1.45e3 * parts["total"].max())
-    ax.invert_yaxis()
-    ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig

@@ -15,7 +15,7 @@ from paper_lib.training import tasks
 from paper_lib.training.config import RunConfig
 from paper_lib.training.evaluate import accuracy_sem, greedy_completions
 
-__all__ = ["evaluate_model", "evaluate_run", "load_downstream"]
+__all__ = ["evaluate_model", "evaluate_run"]
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +59,3 @@ def _final_checkpoint(run_dir: Path) -> Path:
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir} has neither best/ nor an intact checkpoint to evaluate")
     return ckpt
-
-
-def load_downstream(experiment_dir: Path) -> list[dict]:
-    """Every held-out result of an experiment folder, one record per evaluated model: ``run``, ``model``,
-    ``method`` (``"base"`` for a starting policy), ``beta``, ``seed`` and ``sets`` (name → accuracy, sem, n).
-
-    Two layouts: the CPU scales' ``base_downstream.json`` + ``<run>/downstream.json``, and the paper scale's
-    ``base_<model>/benchmarks/summary.json`` + ``<run>/benchmarks/summary.json`` (:mod:`paper_lib.paper_scale.recipe`).
-    """
-    experiment_dir = Path(experiment_dir)
-    records = []
-    for result in sorted(experiment_dir.glob("*/downstream.json")) + sorted(
-        experiment_dir.glob("*/benchmarks/summary.json")
-    ):
-        run_dir = result.parent if result.name == "downstream.json" else result.parent.parent
-        if run_dir.name.startswith("base_"):
-            cfg = {"model": run_dir.name.removeprefix("base_"), "method": "base", "beta": float("nan"), "seed": 0}
-        else:
-            cfg = read_json(run_dir / "config.json")
-        records.append(_record(run_dir.name, cfg, read_json(result)))
-    small_base = experiment_dir / "base_downstream.json"
-    if small_base.is_file():  # one warm start per experiment at the CPU scales: the runs' own model
-        model = records[0]["model"] if records else "base"
-        records.insert(0, _record("base", {"model": model, "method": "base", "beta": float("nan"), "seed": 0},
-                                  read_json(small_base)))  # fmt: skip
-    return records
-
-
-def _record(run: str, cfg: dict, result: dict) -> dict:
-    sets = {name: {k: r[k] for k in ("accuracy", "sem", "n")} for name, r in result.items()
-            if isinstance(r, dict) and "sem" in r}  # fmt: skip
-    return {"run": run, "model": cfg["model"], "method": cfg["method"], "beta": cfg["beta"], "seed": cfg["seed"],
-            "sets": sets}  # fmt: skip

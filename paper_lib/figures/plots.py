@@ -23,6 +23,7 @@ __all__ = [
     "fig_target_freq",
     "fig_target_freq_all",
     "fig_toy_sweep",
+    "fig_step_breakdown",
 ]
 
 ADVANTAGE_CMAP = "RdBu"  # diverging and colour-blind safe: red = pushed down, blue = pushed up
@@ -298,4 +299,29 @@ def fig_validation_curves(val, peaks):
             ax.set(title=title, xlabel="training step", ylabel="greedy validation accuracy")
             ax.legend(frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def fig_step_breakdown(parts: pd.DataFrame, title: str = "", highlight: str = "λ weights + group stats"):
+    """Stacked horizontal bars: where the time of one training step goes, per method, in milliseconds.
+
+    ``parts``: one row per method, a ``total`` column and one column per part, in the order drawn
+    (:func:`paper_lib.bench.steps.breakdown`); ``highlight`` is the part whose share each bar's label gives.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 2.2))
+    left = pd.Series(0.0, index=parts.index)
+    colours = plt.get_cmap("tab10").colors
+    for k, name in enumerate(c for c in parts.columns if c != "total"):
+        ms = 1e3 * parts[name]
+        ax.barh(parts.index, ms, left=left, color=colours[k], label=name)
+        left += ms
+    for y, (label, total) in enumerate((1e3 * parts["total"]).items()):
+        share = 100 * parts.loc[label, highlight] / parts.loc[label, "total"]
+        ax.text(total, y, f" {total:.1f} ms ({share:.1f}% {highlight})", va="center", fontsize=8)
+    ax.set_xlabel("milliseconds per step (mean)")
+    ax.set_xlim(0, 1.45e3 * parts["total"].max())
+    ax.invert_yaxis()
+    ax.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig

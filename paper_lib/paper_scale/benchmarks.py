@@ -71,29 +71,11 @@ def resolve_engine(engine: str, model) -> str:
 
 
 def _hf_generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int, stop: bool):
-    """Greedy HF ``generate`` in left-padded batches; each completion up to and including its first EOS."""
-    import torch
+    """Greedy HF ``generate`` (:func:`paper_lib.training.evaluate.greedy_ids`), with the boxed stop if ``stop``."""
+    from paper_lib.training.evaluate import greedy_ids
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = {tokenizer.eos_token_id}
-    was_training, out = model.training, []
-    model.eval()
-    try:
-        for start in range(0, len(prompts), batch_size):
-            batch = prompts[start : start + batch_size]
-            width = max(len(p) for p in batch)
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=model.device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=model.device)
-            extra = {"logits_processor": boxed.boxed_logits_processor(tokenizer)} if stop else {}
-            with torch.no_grad():
-                generated = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                           max_new_tokens=max_new_tokens, pad_token_id=pad, **extra)  # fmt: skip
-            for row in generated[:, width:].tolist():
-                cut = next((k + 1 for k, t in enumerate(row) if t in eos), len(row))
-                out.append(row[:cut])
-    finally:
-        model.train(was_training)
-    return out
+    processor = (lambda: boxed.boxed_logits_processor(tokenizer)) if stop else None
+    return greedy_ids(model, tokenizer, prompts, max_new_tokens, batch_size, logits_processor=processor)
 
 
 def _vllm_generate(model: str, prompts: list[list[int]], max_new_tokens: int, seed: int) -> list[list[int]]:

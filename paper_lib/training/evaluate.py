@@ -21,22 +21,37 @@ def accuracy_sem(correct: list[float]) -> tuple[float, float]:
     return p, math.sqrt(var / n)
 
 
-@torch.no_grad()
-def greedy_completions(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
-    """Greedy continuations (special tokens stripped); the model's train/eval mode is restored afterwards."""
-    was_training = model.training
+def greedy_ids(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 64,
+               logits_processor=None) -> list[list[int]]:  # fmt: skip
+    """Greedy HF ``generate`` from token ids in left-padded batches; each completion up to and including its first
+    EOS. The model's train/eval mode is restored afterwards. ``logits_processor``: a factory called once per batch
+    (the paper scale's boxed stop)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = {tokenizer.eos_token_id}
+    was_training, out = model.training, []
     model.eval()
-    out = []
     try:
         for start in range(0, len(prompts), batch_size):
-            batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            ids = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-            out += tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            batch = prompts[start : start + batch_size]
+            width = max(len(p) for p in batch)
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=model.device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=model.device)
+            extra = {"logits_processor": logits_processor()} if logits_processor else {}
+            with torch.no_grad():
+                generated = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                           max_new_tokens=max_new_tokens, pad_token_id=pad, **extra)  # fmt: skip
+            for row in generated[:, width:].tolist():
+                cut = next((k + 1 for k, t in enumerate(row) if t in eos), len(row))
+                out.append(row[:cut])
     finally:
         model.train(was_training)
     return out
+
+
+def greedy_completions(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
+    """Greedy continuations of text prompts (special tokens stripped); see :func:`greedy_ids`."""
+    ids = greedy_ids(model, tokenizer, tokenizer(list(prompts))["input_ids"], max_new_tokens, batch_size)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
 def greedy_accuracy(model, tokenizer, dataset, reward_fn, max_new_tokens: int, prefix: str = "val/") -> dict:
