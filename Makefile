@@ -1,8 +1,5 @@
-# λ-GRPO companion. The two commands a new user needs: `make reproduce` and `make test`.
+# λ-GRPO companion. The two commands a new user needs: `make reproduce` and `make test` (`make help` lists all).
 # Both build the virtual environment first when it is missing (or when requirements.txt changed).
-#   make reproduce [SCALE=smoke|small|paper]   every notebook, in order, headless (papermill)
-#   make test | make test-slow                  fast tier (default) | notebooks at SCALE=smoke, subprocess runs
-#   make lab                                    JupyterLab on notebooks/
 #   VENV=/path/to/env                           use an existing environment as it is (no set-up)
 #   SCALE=paper [SET="use_vllm=true …"] [LAUNCH="$(VENV)/bin/accelerate launch --config_file configs/accelerate/ddp.yaml"]
 #                                               the paper's runs: preset switches for every run, multi-GPU launcher
@@ -32,6 +29,10 @@ RESULTS ?= $(CURDIR)/results/$(SCALE)
 LIB := $(shell find paper_lib -name '*.py')
 NOTEBOOKS := $(sort $(wildcard $(NB_DIR)/[0-9][0-9]_*.ipynb))
 EXECUTED := $(patsubst $(NB_DIR)/%,$(EXEC)/%,$(NOTEBOOKS))
+# Notebooks 02-05 read the runs: they go stale when a run changes (RUNS_STAMP is touched only then).
+RUN_READERS := $(filter $(foreach n,02 03 04 05,$(EXEC)/$(n)_%),$(EXECUTED))
+REPORT_NB := $(filter $(EXEC)/07_%,$(EXECUTED))
+RUNS_STAMP := $(RESULTS)/runs/.changed
 
 # Nothing at the smoke and small scales may touch a hub; the paper scale needs it (and preflight checks it).
 ifneq ($(SCALE),paper)
@@ -48,17 +49,22 @@ else
 ENV := $(VENV)/.paper_lib-checked
 endif
 
-.PHONY: setup setup-gpu preflight reproduce runs bench test test-slow test-all lab lint clean-smoke
+.PHONY: help setup setup-gpu preflight reproduce runs bench test test-slow test-all lab lint clean-smoke
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+reproduce: ## every run not yet finished, then every notebook in order (papermill); SCALE=smoke|small|paper
 
 # Stops within seconds, writing nothing, when the scale needs what this machine lacks (SCALE=paper: CUDA, hub).
-preflight: $(ENV)
+preflight: $(ENV) ## stop within seconds if this machine lacks what SCALE needs
 	$(PY) -m paper_lib.paper_scale.preflight --scale $(SCALE) $(PREFLIGHT_FLAGS)
 
 # The GPU environment for SCALE=paper (vLLM, PEFT, DeepSpeed): a separate venv; use it with VENV=.venv-gpu.
 setup-gpu:
 	$(BOOT_PYTHON) -m venv .venv-gpu && .venv-gpu/bin/pip install -r requirements-gpu.txt && \
 		.venv-gpu/bin/pip install --no-deps -e .
-setup: $(ENV)
+setup: $(ENV) ## the virtual environment (.venv) from requirements.txt
 
 # Our own venv: exact pins in one pip command (torch pinned alongside, so no CUDA build is pulled in).
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -79,11 +85,21 @@ reproduce: $(ENV) runs $(EXECUTED)
 
 # Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
 # redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
-runs: $(ENV) preflight
+runs: $(ENV) preflight ## train every run of SCALE not yet finished (JOBS workers)
 	$(LAUNCH) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS)
 
-# A notebook runs into a .partial copy that is renamed only when every cell succeeded. Notebooks run after `runs`
-# (order-only: a rerun that trained nothing does not force them), in name order.
+# Touched only when a run's manifest changed since the last time, so a `runs` that trained nothing leaves the
+# notebooks that read the runs up to date.
+$(RUNS_STAMP): runs
+	@mkdir -p $(@D)
+	@if [ ! -f $@ ] || [ -n "$$(find $(RESULTS)/runs -name manifest.json -newer $@ -print -quit)" ]; then touch $@; fi
+
+$(RUN_READERS): $(RUNS_STAMP)
+# The report quotes the other notebooks' artifacts: it runs after all of them.
+$(REPORT_NB): $(filter-out $(REPORT_NB),$(EXECUTED))
+
+# A notebook runs into a .partial copy that is renamed only when every cell succeeded, after `runs` (order-only: the
+# notebooks that read runs depend on RUNS_STAMP above).
 $(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV) runs
 	@mkdir -p $(EXEC)
 	rm -f $@
@@ -91,24 +107,24 @@ $(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV) runs
 		$< $(EXEC)/$*.partial.ipynb -p scale $(SCALE) -p results_dir $(RESULTS)
 	mv $(EXEC)/$*.partial.ipynb $@
 
-test: $(ENV)
+test: $(ENV) ## fast tests (about 1 minute)
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
-test-slow: $(ENV)
+test-slow: $(ENV) ## slow tests: notebooks at SCALE=smoke, subprocess runs, a paper-scale dry run
 	$(PY) -m pytest -m "slow and not gpu" -q
 
-test-all: $(ENV)
+test-all: $(ENV) ## every tier (the gpu tier skips itself without CUDA)
 	$(PY) -m pytest -q
 
-# The process-set kernel against the authors' trie, and λ-GRPO's training-step overhead (notebook 06 does the same).
-bench: $(ENV)
-	$(PY) -m paper_lib.bench --scale $(SCALE) --results-dir $(RESULTS)
+# The measurements of notebook 06 (which alone writes the committed table_overhead), into results/bench/ (ignored).
+bench: $(ENV) ## the kernel vs the authors' trie and λ-GRPO's step overhead, into results/bench/SCALE
+	$(PY) -m paper_lib.bench --scale $(SCALE) --results-dir $(CURDIR)/results/bench/$(SCALE)
 
-lab: $(ENV)
+lab: $(ENV) ## JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab $(NB_DIR)
 
-lint: $(ENV)
+lint: $(ENV) ## ruff over the library, tests and notebooks
 	$(VENV)/bin/ruff check paper_lib tests notebooks
 
-clean-smoke:
+clean-smoke: ## delete the smoke scale's results
 	rm -rf results/smoke results/executed/smoke

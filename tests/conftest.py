@@ -37,3 +37,18 @@ def save_tiny_policy(path: Path, chars: str):
     tiny_qwen2(tokenizer, seed=0).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path), tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """The byte-level stand-in for the paper's tokenizers (tests/paper_fixtures.py); a module may define its own."""
+    from paper_fixtures import byte_tokenizer
+
+    return byte_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def random_model(tok):
+    from paper_fixtures import random_qwen2
+
+    return random_qwen2(tok)

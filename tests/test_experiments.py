@@ -10,9 +10,9 @@ from paper_lib.experiments.plan import (
     TOY_RATES,
     best_toy_rates,
     experiment_runs,
-    main,
     runs_root,  # fmt: skip
 )
+from paper_lib.experiments.runner import main
 from paper_lib.paths import SCALES
 
 _EMPTY = {("paper", "norm_ablation"), ("paper", "toy_best"), ("paper", "toy_ablation"), ("paper", "toy_lm"),

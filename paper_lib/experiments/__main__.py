@@ -1,5 +1,5 @@
 import sys
 
-from paper_lib.experiments.plan import main
+from paper_lib.experiments.runner import main
 
 sys.exit(main())

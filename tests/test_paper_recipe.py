@@ -11,6 +11,7 @@ from datasets import Dataset
 from paper_fixtures import EOS, build_mirror, byte_tokenizer, scripted_model
 
 from paper_lib.experiments import plan as experiments
+from paper_lib.experiments import runner
 from paper_lib.paper_scale import boxed
 from paper_lib.paper_scale import recipe as paper_runs
 from paper_lib.paper_scale.presets import PaperPreset, paper_preset, paper_presets
@@ -166,7 +167,7 @@ def test_command_lines(capsys):
     assert paper_runs.parse_switch("max_steps=3") == ("max_steps", 3)
     with pytest.raises(Exception, match="FIELD one of"):
         paper_runs.parse_switch("learning_rate=1")
-    assert experiments.main(["list", "--scale", "paper", "--experiments", "training", "--set", "seed=3"]) == 0
+    assert runner.main(["list", "--scale", "paper", "--experiments", "training", "--set", "seed=3"]) == 0
     assert len(capsys.readouterr().out.split()) == 8
 
 

@@ -1,6 +1,6 @@
 """Benchmark evaluation of a LoRA adapter folder (paper_eval), offline: detection, the missing-peft error, and the
 merge → evaluate path with a stand-in peft (and a stand-in vLLM for the saved merged folder). The rest of the
-evaluation is tested in test_paper_scale.py."""
+evaluation is tested in test_benchmarks.py."""
 
 import importlib.machinery
 import json

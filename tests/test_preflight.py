@@ -1,0 +1,49 @@
+"""The paper scale's preflight: it stops within seconds, writing nothing, when the machine lacks what it needs."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO
+
+from paper_lib.paper_scale import preflight
+
+
+# == preflight ==================================================================================================
+def test_preflight_fails_fast_offline_without_cuda(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    start = time.monotonic()
+    cmd = [sys.executable, "-m", "paper_lib.paper_scale.preflight", "--scale", "paper"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert elapsed < 10 and list(tmp_path.iterdir()) == []  # seconds, and nothing written
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the offline hub check is covered below")
+    assert out.returncode == 1
+    # `make test` also exports TRANSFORMERS_OFFLINE / HF_DATASETS_OFFLINE, which the message then lists too
+    assert "MISSING CUDA" in out.stderr and "MISSING hub access: HF_HUB_OFFLINE=1" in out.stderr
+
+
+def test_preflight_checks(monkeypatch):
+    assert preflight.main(["--scale", "small"]) == 0 and preflight.main(["--scale", "smoke"]) == 0
+    for name in preflight.OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once, no network used
+    start = time.monotonic()
+    problem = preflight.check_hub(timeout_s=2)
+    assert time.monotonic() - start < 5 and problem.startswith("hub access: http://127.0.0.1:9/api/models/")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert "TRANSFORMERS_OFFLINE=1 is set" in preflight.check_hub()
+    monkeypatch.setattr(preflight, "check_cuda", lambda: None)
+    monkeypatch.setattr(preflight, "check_hub", lambda timeout_s: None)
+    monkeypatch.setattr(preflight, "check_peft", lambda: None)
+    monkeypatch.setattr(preflight, "check_vllm", lambda: "vLLM: not installed")
+    assert preflight.problems("paper", "auto") == ([], ["vLLM: not installed; generation uses HF generate"])
+    assert preflight.problems("paper", "vllm") == (["vLLM: not installed"], [])
+    assert preflight.problems("paper", "hf") == ([], [])
+    with pytest.raises(ValueError, match="scale must be one of"):
+        preflight.problems("huge")
