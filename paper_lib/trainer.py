@@ -46,6 +46,9 @@ class LambdaGRPOConfig(GRPOConfig):
         process_weighting (`bool`, *optional*, defaults to `True`):
             Divide every token's loss (policy and KL terms) by $|\lambda^{(i,t)}|$ (λ-GRPO, paper Eq. 9).
             `False` is exactly TRL's GRPO.
+
+    One default differs from TRL's: left unset on a machine without CUDA (and without ``use_cpu``), ``bf16`` is
+    False, where TRL's True makes HF refuse to start.
     """
 
     process_weighting: bool = field(
@@ -69,8 +72,9 @@ class LambdaGRPOConfig(GRPOConfig):
         },
     )
 
-
     def __post_init__(self):
+        if self.bf16 is None and not self.fp16 and not self.use_cpu and not torch.cuda.is_available():
+            self.bf16 = False  # TRL's default (True) makes HF refuse to start on a machine without a GPU
         if self.num_generations is not None and self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (groups need an advantage), got {self.num_generations}")
         if self.process_weighting and self.scale_matched:
@@ -129,6 +133,8 @@ class LambdaGRPOTrainer(GRPOTrainer):
     """
 
     def __init__(self, *args, **kwargs):
+        _check_reference_source(kwargs.get("model", args[0] if args else None), kwargs.get("args"),
+                                kwargs.get("peft_config"))  # fmt: skip
         super().__init__(*args, **kwargs)
         if self.args.allowed_token_ids is not None:  # the policy and the reference: one restricted distribution
             for model in (self.model, self.ref_model):
@@ -192,3 +198,14 @@ class LambdaGRPOTrainer(GRPOTrainer):
             return super()._compute_loss(model, inputs)
         finally:
             self.beta = beta
+
+
+def _check_reference_source(model, args, peft_config) -> None:
+    """TRL 1.16 builds the β > 0 reference model by reloading the policy from its config's path: an in-memory model
+    that was never saved has none, and TRL fails deep inside with a hub error. Say so up front."""
+    if model is None or isinstance(model, str) or args is None or args.beta == 0.0 or peft_config is not None:
+        return
+    if not getattr(model.config, "_name_or_path", ""):
+        raise ValueError("beta > 0 needs a reference model, which TRL loads again from the policy's path, and this "
+                         "in-memory model has none: save it first (model.save_pretrained(folder)) and pass the "
+                         "folder as model=, or train with beta=0")  # fmt: skip

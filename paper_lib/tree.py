@@ -147,7 +147,6 @@ class ProcessTree:
         return "\n".join(lines)
 
 
-
 def node_values(tree: ProcessTree, per_token: torch.Tensor) -> dict[int, float]:
     """Read a per-token quantity (constant on each process step) at each node; NaN for nodes without tokens."""
     return {n.index: float(per_token[n.members[0], n.start]) if n.n_tokens else math.nan for n in tree.nodes}

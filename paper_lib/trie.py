@@ -324,4 +324,3 @@ def lambda_weights(
     steps = _batched_lcp(completion_ids, completion_mask, sort=True)
     dtype, shape = dtype or torch.get_default_dtype(), completion_ids.shape
     return _expand(steps, _step_values(shape[-2], dtype, completion_ids.device, shape[:-1].numel()), shape, dtype)
-

@@ -40,7 +40,7 @@ def _trainer(tok, tmp_path, boxed_stop: bool, seen: list, max_len: int = 24):
         seen.extend(zip([c[0]["content"] for c in completions], completion_ids))
         return [float(len(c[0]["content"]) % 2) for c in completions]
 
-    trainer_class = BoxedLambdaGRPOTrainer if boxed_stop else LambdaGRPOTrainer
+    trainer_class = BoxedLambdaGRPOTrainer if boxed_stop is True else boxed_stop or LambdaGRPOTrainer
     return trainer_class(model=scripted_model(tok, strength=30.0), reward_funcs=reward, args=args,
                              train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
                              processing_class=tok)  # fmt: skip
@@ -63,6 +63,24 @@ def test_trainer_stops_rollouts_at_the_first_box(tok, tmp_path, monkeypatch):
     logged = [h for h in trainer.state.log_history if "completions/boxed_stop_frac" in h]
     assert logged and logged[0]["completions/boxed_stop_frac"] == 1.0
     assert "generate" not in vars(trainer.accelerator.unwrap_model(trainer.model_wrapped))
+
+
+@pytest.mark.parametrize("paper", [True, False], ids=["paper-scale trainer", "TRL's own sampling"])
+def test_the_paper_scale_samples_in_eval_mode_and_trains_in_train_mode(tok, tmp_path, paper):
+    """As the authors' generate: LoRA dropout (or any dropout) is off while sampling, on again for the loss. TRL's own
+    trainer samples in train mode, which the second case shows."""
+    from paper_lib.paper_scale.trainer import PaperLambdaGRPOTrainer
+    from paper_lib.trainer import LambdaGRPOTrainer
+
+    trainer = _trainer(tok, tmp_path, boxed_stop=PaperLambdaGRPOTrainer if paper else LambdaGRPOTrainer, seen=[],
+                       max_len=4)  # fmt: skip
+    model = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+    modes, generate, forward = [], model.generate, model.forward
+    model.generate = lambda *a, **k: modes.append(("generate", model.training)) or generate(*a, **k)
+    model.forward = lambda *a, **k: modes.append(("forward", model.training)) or forward(*a, **k)
+    trainer.train()
+    assert ("generate", not paper) in modes and ("generate", paper) not in modes
+    assert ("forward", True) in modes  # the loss's forward pass in train mode
 
 
 def test_without_the_stop_rollouts_run_on(tok, tmp_path):

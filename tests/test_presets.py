@@ -76,6 +76,26 @@ def test_switches_and_their_errors():
         C.paper_preset("downstream/qwen-7b_b0_grpo")
 
 
+@pytest.mark.parametrize("kw, field", [(dict(eval_every=-1), "eval_every"), (dict(max_completion_length=0),
+                         "max_completion_length"), (dict(seed=-1), "seed"), (dict(val_size=0), "val_size"),
+                         (dict(lora="ture"), "lora"), (dict(max_steps="abc"), "max_steps"),
+                         (dict(temperature=float("nan")), "temperature"), (dict(top_p=0.0), "top_p")])  # fmt: skip
+def test_bad_presets_name_the_field(kw, field):
+    with pytest.raises(ValueError, match=f"PaperPreset.{field}"):
+        C.paper_preset("downstream/qwen-1.5b_b0_grpo", **kw)
+
+
+def test_switch_values_are_parsed_strictly():
+    import argparse
+
+    from paper_lib.paper_scale.recipe import parse_switch
+
+    assert parse_switch("lora=False") == ("lora", False) and parse_switch("use_vllm=1") == ("use_vllm", True)
+    for bad, field in (("lora=ture", "lora"), ("max_steps=abc", "max_steps"), ("use_vllm=", "use_vllm")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"--set {field}: "):
+            parse_switch(bad)
+
+
 def test_grpo_kwargs_map_the_preset():
     preset = C.paper_preset("downstream/llama-1b_b0.04_lambda_grpo")
     kw = C.grpo_config_kwargs(preset, "/out")

@@ -61,12 +61,32 @@ def test_a_finished_run_is_not_redone(tmp_path):
         (dict(model="gpt-9"), "model"),
         (dict(learning_rate=-1e-3), "learning_rate"),
         (dict(method="ppo"), "method"),
+        (dict(batch_size=0), "batch_size"),  # the cases of issue 13: each passed validate() and failed later
+        (dict(beta=float("inf")), "beta"),
+        (dict(temperature=float("inf")), "temperature"),
+        (dict(seed=-1), "seed"),
+        (dict(train_size=0), "train_size"),
+        (dict(warm_start_lr=float("nan")), "warm_start_lr"),
+        (dict(max_steps="abc"), "max_steps"),
+        (dict(val_size=0), "val_size"),
+        (dict(eval_every=-1), "eval_every"),
+        (dict(toy_n=4), "toy_n"),
     ],
 )
 def test_bad_configs_fail_before_any_work(tmp_path, kw, field):
     with pytest.raises(ValueError, match=f"RunConfig.{field}"):
         run(RunConfig(name="bad", **kw), tmp_path)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_run_that_failed_while_being_set_up_takes_the_corrected_config(tmp_path):
+    """A dataset that cannot be built fails after the run directory exists: the manifest says failed and why, and
+    the corrected command is not refused as 'a different config' (the run trained nothing)."""
+    with pytest.raises(ValueError, match="exceeds"):
+        run(RunConfig(name="r", **(TINY | {"train_size": 10**6})), tmp_path, cache=tmp_path / "cache")
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "exceeds" in manifest["error"]
+    assert is_finished(run(RunConfig(name="r", **(TINY | {"max_steps": 2})), tmp_path, cache=tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("name", ["../escape", "/abs/dir", "", ".", "..", "a/b", " x", ".hidden"])

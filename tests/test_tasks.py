@@ -241,3 +241,23 @@ def test_does_not_import_trl():
     code = "import sys, paper_lib.training.tasks; assert 'trl' not in sys.modules"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_level_that_runs_out_leaves_the_cycle():
+    """Level 1 has about 600 distinct problems: 2000 rows fill from levels 2 and 3 once it runs out (the README's
+    default train_size), while a size no level exhausts gives exactly the rows of a plain cycle."""
+    import random
+
+    from paper_lib.training.tasks import arithmetic_problem
+
+    big = arithmetic_dataset(2000, (1, 2, 3), seed=0)
+    assert len(set(big["prompt"])) == 2000 and 500 < big["level"].count(1) < 667
+    rng, seen, plain = random.Random("arithmetic:0:(1, 2, 3)"), set(), []
+    while len(plain) < 300:  # the plain cycle, written out
+        row = arithmetic_problem(rng, (1, 2, 3)[len(plain) % 3])
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            plain.append(row)
+    assert arithmetic_dataset(300, (1, 2, 3), seed=0).to_list() == plain
+    with pytest.raises(ValueError, match="exceeds the"):
+        arithmetic_dataset(700, (1,), seed=0)

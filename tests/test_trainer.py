@@ -199,3 +199,30 @@ def test_kl_gradient_is_the_papers_k3_with_pi_off_the_reference(policy, process_
         scale = max(float(b.abs().max()) for b in ours_grad)
     assert grads[False] < 1e-6 * max(scale, 1.0)
     assert grads[True] > 1e-3 * scale  # TRL's default is another estimator
+
+
+def test_the_readme_snippet_runs_on_a_cpu_machine(policy, tmp_path):
+    """README "λ-GRPO on TRL": no use_cpu, no bf16 given; on a machine without CUDA HF would refuse TRL's bf16."""
+    path, tokenizer = policy
+    args = LambdaGRPOConfig(output_dir=str(tmp_path / "out"), process_weighting=True, loss_type="dapo",
+                            num_generations=4, per_device_train_batch_size=8, max_completion_length=6, max_steps=1,
+                            beta=0.0, report_to="none", save_strategy="no")  # fmt: skip
+    if not torch.cuda.is_available():
+        assert args.bf16 is False
+    trainer = LambdaGRPOTrainer(model=path, reward_funcs=_length_reward, args=args, train_dataset=_data(),
+                                processing_class=tokenizer)  # fmt: skip
+    trainer.train()
+    assert trainer.state.global_step == 1
+
+
+def test_an_unsaved_model_with_beta_is_refused_with_a_reason(policy):
+    from transformers import AutoModelForCausalLM
+
+    path, tokenizer = policy
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.config._name_or_path = ""  # as a model built in memory from a config
+    args = LambdaGRPOConfig(output_dir="/tmp/unused", use_cpu=True, beta=0.04, num_generations=4,
+                            per_device_train_batch_size=8, report_to="none")  # fmt: skip
+    with pytest.raises(ValueError, match="save it first"):
+        LambdaGRPOTrainer(model=model, reward_funcs=_length_reward, args=args, train_dataset=_data(),
+                          processing_class=tokenizer)  # fmt: skip

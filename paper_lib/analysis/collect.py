@@ -61,7 +61,6 @@ def groups_frame(experiment_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-
 def toy_frame(root: Path, tier: str, experiment: str, learning_rate: float | None = None) -> pd.DataFrame:
     """The toy runs of one experiment (optionally at one learning rate) with their ``tier`` and ``experiment``."""
     df = metrics_frame(Path(root) / experiment, ["target_frequency", "entropy"])

@@ -51,7 +51,6 @@ def peak(steps, values) -> tuple[float, int]:
     return float(values[k]), int(np.asarray(steps)[k])
 
 
-
 def win_counts(deltas) -> dict[str, int]:
     """How many differences are wins (> 0), losses (< 0) and ties (== 0)."""
     d = np.asarray(deltas, dtype=float)

@@ -22,8 +22,16 @@ from paper_lib.tree import ProcessTree
 # |Δ| below this counts as equal: float64 round-off on O(10) gradients is ~1e-14.
 EXACT = 1e-9
 
-__all__ = ["TheoremConfig", "theorem_config", "EXACT", "Setting", "SETTINGS", "token_logps", "compare_on_group",
-           "theorem_table"]
+__all__ = [
+    "TheoremConfig",
+    "theorem_config",
+    "EXACT",
+    "Setting",
+    "SETTINGS",
+    "token_logps",
+    "compare_on_group",
+    "theorem_table",
+]
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,6 @@ _THEOREM = {
 def theorem_config(scale: str) -> TheoremConfig:
     check_scale(scale)
     return _THEOREM[scale]
-
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from paper_lib.prm import step_advantages, step_rewards
 from paper_lib.tree import ProcessTree, node_values
 from paper_lib.trie import process_set_sizes
 
-__all__ = ["group_html", "export_groups"]
+__all__ = ["group_html", "dump_groups", "completion_dumps", "export_groups"]
 
 
 def _tensors(completions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,19 +76,29 @@ def _reward_key(row: dict) -> str:
     return keys[0]
 
 
+def dump_groups(dump: Path) -> list[list[dict]]:
+    """The groups of one completion dump (``completions/step_*.jsonl``), in the order their prompts first appear:
+    each a list of rows (``step``, ``prompt``, ``completion``, the reward, ``advantage``)."""
+    rows = [json.loads(line) for line in Path(dump).read_text().splitlines() if line.strip()]
+    return [[r for r in rows if r["prompt"] == p] for p in dict.fromkeys(r["prompt"] for r in rows)]
+
+
+def completion_dumps(run_dir: Path) -> list[Path]:
+    """A run's completion dumps in step order."""
+    return sorted((Path(run_dir) / "completions").glob("step_*.jsonl"))  # step_000050.jsonl, …
+
+
 def export_groups(run_dir: Path, out_dir: Path, reward_key: str | None = None, max_groups: int = 2) -> list[Path]:
     """Write the first ``max_groups`` groups of the run's first and last completion dumps as HTML pages.
 
     ``reward_key``: the dump's reward column (the reward function's name); None finds the only one.
     """
-    dumps = sorted((Path(run_dir) / "completions").glob("step_*.jsonl"))
+    dumps = completion_dumps(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for dump in dumps[:1] + dumps[-1:]:
-        rows = [json.loads(line) for line in dump.read_text().splitlines()]
-        prompts = list(dict.fromkeys(r["prompt"] for r in rows))[:max_groups]
-        for k, p in enumerate(prompts):
-            group = [r for r in rows if r["prompt"] == p]
+        for k, group in enumerate(dump_groups(dump)[:max_groups]):
+            p = group[0]["prompt"]
             title = f"{Path(run_dir).parent.name}/{Path(run_dir).name}, step {group[0]['step']}, group {k}"
             key = reward_key or _reward_key(group[0])
             page = group_html(p, [r["completion"] for r in group], [r[key] for r in group], title)

@@ -117,15 +117,41 @@ class PaperPreset:
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"PaperPreset.{field}: must be one of {allowed}, got {getattr(self, field)!r}")
-        checks = [
+        from paper_lib.training.config import fail_first, finite_number, is_int
+
+        ints = ("max_steps", "group_size", "seed", "prompts_per_step", "top_k", "max_completion_length", "eval_every",
+                "val_size", "num_iterations", "lora_r", "lora_alpha", "data_seed")  # fmt: skip
+        bools = ("keep_best", "lora", "boxed_stop", "use_vllm")
+        floats = ("learning_rate", "beta", "temperature", "top_p", "epsilon", "weight_decay", "max_grad_norm",
+                  "lora_dropout")  # fmt: skip
+        fail_first("PaperPreset", [
+            *((is_int(getattr(self, f)), f, f"must be an integer, got {getattr(self, f)!r}") for f in ints),
+            *((isinstance(getattr(self, f), bool), f, f"must be true or false, got {getattr(self, f)!r}")
+              for f in bools),
+            *((finite_number(getattr(self, f)), f, f"must be a finite number, got {getattr(self, f)!r}")
+              for f in floats),
+        ])  # fmt: skip
+        fail_first("PaperPreset", [
             (self.group_size >= 2, "group_size", f"must be >= 2, got {self.group_size}"),
             (self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}"),
             (self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}"),
             (self.beta >= 0, "beta", f"must be >= 0, got {self.beta}"),
-        ]
-        for ok, field, message in checks:
-            if not ok:
-                raise ValueError(f"PaperPreset.{field}: {message}")
+            (self.seed >= 0 and self.data_seed >= 0, "seed", "seed and data_seed must be >= 0"),
+            (self.prompts_per_step >= 1, "prompts_per_step", f"must be >= 1, got {self.prompts_per_step}"),
+            (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
+            (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p}"),
+            (self.top_k >= 0, "top_k", f"must be >= 0 (0: off), got {self.top_k}"),
+            (self.max_completion_length >= 1, "max_completion_length",
+             f"must be >= 1, got {self.max_completion_length}"),
+            (self.eval_every >= 0, "eval_every", f"must be >= 0 (0: never), got {self.eval_every}"),
+            (self.val_size >= 1 or not self.eval_every, "val_size",
+             f"must be >= 1 when validating (eval_every={self.eval_every}), got {self.val_size}"),
+            (self.num_iterations >= 1, "num_iterations", f"must be >= 1, got {self.num_iterations}"),
+            (self.epsilon > 0 and self.weight_decay >= 0 and self.max_grad_norm >= 0, "epsilon",
+             "epsilon must be > 0, weight_decay and max_grad_norm >= 0"),
+            (self.lora_r >= 1 and self.lora_alpha >= 1 and 0 <= self.lora_dropout < 1, "lora_r",
+             "lora_r and lora_alpha must be >= 1, lora_dropout in [0, 1)"),
+        ])  # fmt: skip
         return self
 
 

@@ -63,6 +63,7 @@ def policy_id(preset: PaperPreset) -> str:
 def mirror_files() -> list[str]:
     """What a complete mirror holds, relative to it: each model's ``config.json``, OpenRS and the five benchmarks."""
     from paper_lib.paper_scale.data import BENCHMARK_NAMES
+
     models = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
     return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
 
@@ -140,8 +141,7 @@ class PaperRecipe:
         return policy_id(preset)
 
     def parts(self, preset: PaperPreset, policy: str, run_dir: Path):
-        from paper_lib.paper_scale.trainer import BoxedLambdaGRPOTrainer
-        from paper_lib.trainer import LambdaGRPOTrainer
+        from paper_lib.paper_scale.trainer import BoxedLambdaGRPOTrainer, PaperLambdaGRPOTrainer
         from paper_lib.training.recipe import TrainerParts
 
         tokenizer = load_tokenizer(preset, policy)
@@ -151,7 +151,7 @@ class PaperRecipe:
             validate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
         return TrainerParts(tokenizer=tokenizer, train_dataset=train, reward_funcs=rewards,
                             args=_args(preset, run_dir, tokenizer),
-                            trainer_class=BoxedLambdaGRPOTrainer if preset.boxed_stop else LambdaGRPOTrainer,
+                            trainer_class=BoxedLambdaGRPOTrainer if preset.boxed_stop else PaperLambdaGRPOTrainer,
                             completions_every=preset.save_every, validate=validate, eval_every=preset.eval_every,
                             target_metric=preset.task == "toy_tree", peft_config=peft_config(preset))  # fmt: skip
 
@@ -197,11 +197,18 @@ def evaluate_run(preset: PaperPreset, run_dir: Path) -> None:
 
 
 # -- command line ------------------------------------------------------------------------------------------------
+def _boolean(text: str) -> bool:
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value
+
+
 _SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a short trial run needs
-    "lora": lambda s: s.lower() in ("1", "true", "yes"),
+    "lora": _boolean,
     "precision": str,
     "loss_type": str,
-    "use_vllm": lambda s: s.lower() in ("1", "true", "yes"),
+    "use_vllm": _boolean,
     "vllm_mode": str,
     "seed": int,
     "max_steps": int,
@@ -217,7 +224,10 @@ def parse_switch(text: str) -> tuple[str, object]:
     if not sep or field not in _SWITCHES:
         known = ", ".join(sorted(_SWITCHES))
         raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE with FIELD one of {known}; got {text!r}")
-    return field, _SWITCHES[field](value)
+    try:
+        return field, _SWITCHES[field](value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--set {field}: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

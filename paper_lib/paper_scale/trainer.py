@@ -1,6 +1,9 @@
-r"""λ-GRPO with the paper scale's third hook: every rollout ends once its first ``\boxed{…}`` closes.
+r"""λ-GRPO as the authors sample at the paper scale: in eval mode, and ending every rollout at its first ``\boxed{…}``.
 
-The authors' ``BoxedLP`` does this (PAPER.md §4.1, §7). ``_generate_single_turn`` forces EOS there during HF
+:class:`PaperLambdaGRPOTrainer` samples with the policy in eval mode, as the authors' ``generate`` does (TRL samples in
+train mode, so LoRA's dropout of 0.05 would thin the network that samples; the loss is still computed in train mode,
+as theirs). :class:`BoxedLambdaGRPOTrainer` adds the third hook: every rollout ends once its first ``\boxed{…}``
+closes. The authors' ``BoxedLP`` does this (PAPER.md §4.1, §7). ``_generate_single_turn`` forces EOS there during HF
 ``generate`` (so no tokens are wasted after the answer) and cuts the returned ids after the box for every engine
 (vLLM included, which TRL drives itself); see :mod:`paper_lib.paper_scale.boxed`. Everything else is
 :class:`paper_lib.trainer.LambdaGRPOTrainer`.
@@ -13,10 +16,26 @@ import contextlib
 from paper_lib.paper_scale import boxed
 from paper_lib.trainer import LambdaGRPOTrainer
 
-__all__ = ["BoxedLambdaGRPOTrainer"]
+__all__ = ["PaperLambdaGRPOTrainer", "BoxedLambdaGRPOTrainer"]
 
 
-class BoxedLambdaGRPOTrainer(LambdaGRPOTrainer):
+class PaperLambdaGRPOTrainer(LambdaGRPOTrainer):
+    """:class:`~paper_lib.trainer.LambdaGRPOTrainer` whose HF-generate rollouts are sampled in eval mode."""
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        model = None if self.use_vllm else self.accelerator.unwrap_model(self.model_wrapped)
+        was_training = model is not None and model.training
+        if was_training:
+            model.eval()
+        try:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)  # fmt: skip
+        finally:
+            if was_training:
+                model.train()
+
+
+class BoxedLambdaGRPOTrainer(PaperLambdaGRPOTrainer):
     """:class:`~paper_lib.trainer.LambdaGRPOTrainer` whose rollouts end at their first closed ``\\boxed{…}``."""
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):

@@ -19,7 +19,6 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 log = logging.getLogger(__name__)
 
 
-
 def _files(ckpt: Path) -> list[Path]:
     return sorted(p for p in ckpt.rglob("*") if p.is_file() and p.name != SEAL and ".tmp" not in p.name)
 

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 CHAR_SPECIALS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2; the alphabet's characters follow from id 3
 
 
-
-
 def tiny_gpt2(vocab_size: int, seed: int, dtype: torch.dtype = torch.float32, width: int = 32, layers: int = 2):
     """A randomly initialised GPT-2 (the paper's toy-task architecture), in eval mode (dropout off).
 

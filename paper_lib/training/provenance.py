@@ -79,4 +79,3 @@ def cpu_model() -> str:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-

@@ -115,9 +115,19 @@ def one_writer(run_dir: Path):
 
 
 def _check_same_config(cfg, run_dir: Path) -> None:
+    """A run directory keeps its config once it has trained a step; one that never did (it failed while being set
+    up, e.g. on a dataset that cannot be built) takes the corrected config, as it holds nothing to lose."""
     config_path = run_dir / "config.json"
     if config_path.is_file() and read_json(config_path) != cfg.to_dict():
+        if _trained_nothing(run_dir):
+            log.warning("%s never trained a step: its config is replaced by the new one", run_dir)
+            return
         raise ValueError(f"{run_dir} holds a run with a different config; delete it or choose another name")
+
+
+def _trained_nothing(run_dir: Path) -> bool:
+    logged = any("loss" in r for r in read_jsonl(run_dir / "metrics.jsonl"))
+    return not logged and latest_intact(run_dir / "checkpoint") is None and not is_finished(run_dir)
 
 
 def _prepare_run_dir(cfg, run_dir: Path) -> Path | None:
@@ -164,11 +174,16 @@ def _run(cfg, run_dir: Path, cache: Path | str | None, root: Path | str, recipe)
         if is_main_process():
             write_json(run_dir / "manifest.json", manifest)
         log.info("run %s: %s%s", cfg.name, cfg, f" (resuming from {ckpt})" if ckpt else "")
-        policy = recipe.policy(cfg, Path(cache) if cache else Path(root) / "_warmstart")
-        seed_everything(cfg.seed)
-        trainer = build_trainer(recipe.parts(cfg, policy, run_dir), policy, run_dir)
-        start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        try:
+            policy = recipe.policy(cfg, Path(cache) if cache else Path(root) / "_warmstart")
+            seed_everything(cfg.seed)
+            trainer = build_trainer(recipe.parts(cfg, policy, run_dir), policy, run_dir)
+            start = time.perf_counter()
+            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        except BaseException as err:  # the manifest says why the run stopped (a rerun resumes or starts it again)
+            if is_main_process():
+                write_json(run_dir / "manifest.json", manifest | {"status": "failed", "error": repr(err)[:2000]})
+            raise
         if is_main_process():
             _finish(run_dir, manifest, trainer.state.global_step, time.perf_counter() - start)
     return run_dir

@@ -196,11 +196,17 @@ def arithmetic_problem(rng: random.Random, level: int) -> dict:
     return {"prompt": prompt + "=", "answer": str(value), "solution": ",".join(steps), "level": level}
 
 
+_EXHAUSTED = 200  # draws in a row that were all seen before: the level has no new problems left
+
+
 def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterable[str] = ()) -> Dataset:
     """``n`` distinct problems cycling through ``levels``, none with a prompt in ``exclude``.
 
-    Columns: ``prompt``, ``answer`` (the final integer as a string), ``solution`` (the worked completion, for a
-    supervised warm start) and ``level``. The same arguments always give the same rows.
+    A level whose distinct problems run out (:data:`_EXHAUSTED` draws in a row already seen; level 1 has about 600)
+    leaves the cycle and the others fill the rest, so ``n`` is limited by all the levels together, not by the
+    smallest; while no level runs out the rows are exactly those of a plain cycle. Columns: ``prompt``, ``answer``
+    (the final integer as a string), ``solution`` (the worked completion, for a supervised warm start) and
+    ``level``. The same arguments always give the same rows.
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -209,15 +215,21 @@ def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterab
     for level in levels:
         _check_level(level)
     rng, seen, rows = random.Random(f"arithmetic:{seed}:{tuple(levels)}"), set(exclude), []
-    for _ in range(100 * n + 1000):  # a bound, so an exhausted level space fails instead of spinning
-        if len(rows) == n:
-            break
-        row = arithmetic_problem(rng, levels[len(rows) % len(levels)])
-        if row["prompt"] not in seen:
-            seen.add(row["prompt"])
-            rows.append(row)
+    active, misses = list(levels), 0
+    while len(rows) < n and active:
+        level = active[len(rows) % len(active)]
+        row = arithmetic_problem(rng, level)
+        if row["prompt"] in seen:
+            misses += 1
+            if misses == _EXHAUSTED:
+                active.remove(level)
+                misses = 0
+            continue
+        seen.add(row["prompt"])
+        rows.append(row)
+        misses = 0
     if len(rows) < n:
-        raise ValueError(f"n={n} exceeds the distinct problems found at levels {tuple(levels)}; lower n")
+        raise ValueError(f"n={n} exceeds the {len(rows)} distinct problems found at levels {tuple(levels)}; lower n")
     return Dataset.from_list(rows)
 
 
