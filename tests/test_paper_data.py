@@ -135,3 +135,10 @@ def test_reward_function_counts_unscorable(tmp_path):
     assert [paper_data.parse_gold(g) is None for g in data["gold"]].count(True) == 1  # the planet's solution
     with pytest.raises(ValueError, match="gold has 8 entries for 2 completions"):
         paper_data.math_accuracy_reward(completions[:2], data["gold"])
+
+
+def test_verify_is_called_in_the_authors_order():
+    """math-verify is not symmetric; the authors' open_rs_reward calls verify(answer, gold), and so do we: a gold
+    interval (1, 2) accepts the answer 1 < x < 2, while a gold inequality does not accept the interval."""
+    assert paper_data.score_completion("so \\boxed{1<x<2}", "$(1,2)$") == 1.0
+    assert paper_data.score_completion("so \\boxed{(1,2)}", "$1<x<2$") == 0.0

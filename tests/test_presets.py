@@ -60,10 +60,12 @@ def test_model_keys_and_hub_ids():
 
 
 def test_switches_and_their_errors():
-    switched = C.paper_presets("downstream", loss_type="dapo", precision="bf16", lora=False, use_vllm=True,
-                               vllm_mode="server")  # fmt: skip
-    assert all((p.loss_type, p.precision, p.lora, p.use_vllm, p.vllm_mode) == ("dapo", "bf16", False, True, "server")
+    switched = C.paper_presets("downstream", loss_type="dapo", precision="bf16", use_vllm=True, vllm_mode="server")
+    assert all((p.loss_type, p.precision, p.lora, p.use_vllm, p.vllm_mode) == ("dapo", "bf16", True, True, "server")
                for p in switched)  # fmt: skip
+    assert not any(p.lora for p in C.paper_presets("downstream", lora=False))
+    with pytest.raises(ValueError, match="PaperPreset.precision: bf16 with lora=False"):
+        C.paper_presets("downstream", precision="bf16", lora=False)  # no float32 master weights: refused
     swapped = C.paper_presets("downstream", llama_lr_by_beta={0.0: 1e-7, 0.04: 5e-7})
     assert {p.beta: p.learning_rate for p in swapped if p.model == "llama-1b"} == {0.0: 1e-7, 0.04: 5e-7}
     with pytest.raises(ValueError, match="unknown PaperPreset field"):

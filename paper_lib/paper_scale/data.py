@@ -256,7 +256,7 @@ def score_completion(completion, gold: str, extraction: str = "latex") -> float 
     if gold_parsed is None:
         return None
     answer = parse(_text(completion), extraction_config=_completion_config(), extraction_mode="first_match")
-    return float(verify(gold_parsed, answer))  # verify(gold, target), math-verify's documented order
+    return float(verify(answer, gold_parsed))  # the authors' order (math-verify documents verify(gold, target))
 
 
 def math_accuracy_reward(completions, gold, gold_extraction=None, **kwargs) -> list[float | None]:
