@@ -107,7 +107,8 @@ def test_vllm_gets_the_saved_merged_folder_and_it_is_deleted(tok, base, tmp_path
     seen = {}
 
     class LLM:
-        def __init__(self, model, seed):
+        def __init__(self, model, seed, dtype):
+            assert dtype == "float32"
             folder = Path(model)
             seen["model"] = folder
             seen["files"] = {"config.json", "tokenizer_config.json"} <= {p.name for p in folder.iterdir()}

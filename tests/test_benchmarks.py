@@ -72,7 +72,8 @@ def test_evaluation_applies_the_boxed_stop(tok, tmp_path):
     assert [r["score"] for r in rows_on] == [1.0, 0.0, None]
     assert on["toy"] | {"engine": None} == {"n": 3, "n_scored": 2, "n_unscorable": 1, "accuracy": 0.5,
                                             "sem": 0.5, "accuracy_unscorable_as_correct": 2 / 3,
-                                            "stopped_at_box": 3, "engine": None, "max_new_tokens": 20}  # fmt: skip
+                                            "stopped_at_box": 3, "engine": None, "max_new_tokens": 20,
+                                            "dtype": "float32"}  # fmt: skip
     assert off["toy"]["stopped_at_box"] == 0
 
 
@@ -87,8 +88,8 @@ def test_vllm_path_with_a_stand_in_engine(tok, monkeypatch, tmp_path):
             calls["params"] = kwargs
 
     class LLM:
-        def __init__(self, model, seed):
-            calls["llm"] = (model, seed)
+        def __init__(self, model, seed, dtype):
+            calls["llm"] = (model, seed, dtype)
 
         def generate(self, prompts, params, use_tqdm):
             calls["prompts"] = prompts
@@ -98,10 +99,11 @@ def test_vllm_path_with_a_stand_in_engine(tok, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
     data = {"toy": _stop_data()["toy"].select([0, 1])}
     summary = paper_eval.evaluate_benchmarks("some/model", tok, data, tmp_path, max_new_tokens=50, engine="vllm")
-    assert calls["llm"] == ("some/model", 0) and calls["params"] == {"temperature": 0.0, "max_tokens": 50}
+    assert calls["llm"] == ("some/model", 0, "bfloat16") and calls["params"] == {"temperature": 0.0, "max_tokens": 50}
     assert calls["prompts"] == [{"prompt_token_ids": paper_data.prompt_ids(tok, p)} for p in ("a", "b")]
     rows = _read(tmp_path / "toy.jsonl")
     assert [r["completion"] for r in rows] == ["\\boxed{7}"] * 2 and summary["toy"]["engine"] == "vllm"
+    assert summary["toy"]["dtype"] == "bfloat16"  # one dtype, given, for base and trained models alike
 
 
 def test_engine_choice():

@@ -78,11 +78,13 @@ def _hf_generate(model, tokenizer, prompts: list[list[int]], max_new_tokens: int
     return greedy_ids(model, tokenizer, prompts, max_new_tokens, batch_size, logits_processor=processor)
 
 
-def _vllm_generate(model: str, prompts: list[list[int]], max_new_tokens: int, seed: int) -> list[list[int]]:
-    """Greedy vLLM generation from token ids (only on CUDA machines with ``requirements-gpu.txt``)."""
+def _vllm_generate(model: str, prompts: list[list[int]], max_new_tokens: int, seed: int,
+                   dtype: str) -> list[list[int]]:  # fmt: skip
+    """Greedy vLLM generation from token ids in ``dtype`` (vLLM's own default, "auto", would pick each checkpoint's
+    saved dtype: bf16 for the hub's base models, fp16 for merged fp32 ones); CUDA machines only."""
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=str(model), seed=seed)
+    llm = LLM(model=str(model), seed=seed, dtype=dtype)
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
     return [list(o.outputs[0].token_ids) for o in outputs]
@@ -181,6 +183,7 @@ def greedy_rows(
     system_prompt: str | None = SYSTEM_PROMPT,
     chat_template_kwargs: Mapping | None = None,
     seed: int = 0,
+    dtype: str = "bfloat16",
 ) -> list[dict]:
     """Greedy completions of one standardised data set, scored: one row per item (the rows of ``<name>.jsonl``).
 
@@ -190,7 +193,7 @@ def greedy_rows(
     if engine == "hf":
         completions = _hf_generate(model, tokenizer, prompts, max_new_tokens, batch_size, boxed_stop)
     elif engine == "vllm":
-        completions = _vllm_generate(model, prompts, max_new_tokens, seed)
+        completions = _vllm_generate(model, prompts, max_new_tokens, seed, dtype)
     else:
         raise ValueError(f"engine must be 'hf' or 'vllm' here (see resolve_engine), got {engine!r}")
     return _item_rows(name, dataset, completions, tokenizer, boxed_stop, max_new_tokens)
@@ -245,13 +248,15 @@ def evaluate_benchmarks(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     options = {"max_new_tokens": max_new_tokens, "engine": engine, "batch_size": batch_size, "boxed_stop": boxed_stop,
-               "system_prompt": system_prompt, "chat_template_kwargs": chat_template_kwargs, "seed": seed}  # fmt: skip
+               "system_prompt": system_prompt, "chat_template_kwargs": chat_template_kwargs, "seed": seed,
+               "dtype": dtype}  # fmt: skip
+    loaded = dtype if isinstance(model, (str, Path)) else str(next(model.parameters()).dtype).removeprefix("torch.")
     summary = {}
     with _generation_model(model, tokenizer, engine, out, dtype) as generator:
         for name, dataset in benchmarks.items():
             rows = greedy_rows(generator, tokenizer, dataset, name, **options)
             _write_atomic(out / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            summary[name] = summarize(rows) | {"engine": engine, "max_new_tokens": max_new_tokens}
+            summary[name] = summarize(rows) | {"engine": engine, "max_new_tokens": max_new_tokens, "dtype": loaded}
     accuracies = [s["accuracy"] for s in summary.values()]
     summary["average"] = {"accuracy": sum(accuracies) / len(accuracies) if accuracies else float("nan")}
     _write_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
