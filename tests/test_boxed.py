@@ -79,6 +79,7 @@ def test_truncate_completions_for_a_trainer_hook(tok):
     out, out_lps, stopped = boxed.truncate_completions(ids, lps, tok, max_tokens=100)
     assert stopped == 2 and [tok.decode(x, skip_special_tokens=True) for x in out] == ["a \\boxed{1}", "no box",
                                                                                        "\\boxed{2}"]  # fmt: skip
+    # the appended EOS was never sampled (log-prob 0): why vLLM's importance-sampling correction is off (presets)
     assert [len(x) for x in out] == [len(x) for x in out_lps] and out_lps[0][-1] == 0.0 and out[1] == ids[1]
     assert boxed.truncate_completions(ids, None, tok)[1] is None
 
@@ -104,3 +105,4 @@ def test_hf_generate_stops_at_the_box(tok, how):
         assert first == "\\boxed{1}"
         forced = out[0, 3 + len("\\boxed{1}")].item()
         assert forced == tok.eos_token_id  # LP: forced EOS; criteria: the row is padded (pad == EOS here)
+

@@ -110,6 +110,7 @@ def test_grpo_kwargs_map_the_preset():
     assert {k: kw[k] for k in expected} == expected and "vllm_mode" not in kw
     grpo = C.grpo_config_kwargs(C.paper_preset("downstream/qwen-1.5b_b0_grpo", use_vllm=True, vllm_mode="server"), "o")
     assert grpo["process_weighting"] is False and grpo["vllm_mode"] == "server" and "chat_template_kwargs" not in grpo
+    assert grpo["vllm_importance_sampling_correction"] is False  # box-stopped rollouts keep their weight
     assert C.grpo_config_kwargs(preset, "o", num_processes=4)["gradient_accumulation_steps"] == 6
     assert C.grpo_config_kwargs(preset, "o", num_processes=4, per_device_train_batch_size=3)[
         "gradient_accumulation_steps"] == 2  # fmt: skip

@@ -250,7 +250,10 @@ def grpo_config_kwargs(
         gradient_checkpointing=True,  # memory only: the gradients are the same
     )  # fmt: skip
     if preset.use_vllm:
-        kwargs["vllm_mode"] = preset.vllm_mode
+        # No importance-sampling correction of vLLM's samples, as the authors (they sample with HF): the boxed stop
+        # appends an EOS that vLLM never sampled (sampling log-prob 0), so TRL's correction would scale nearly
+        # every rewarded rollout by pi(EOS | ...\boxed{x}), about 1e-4.
+        kwargs |= {"vllm_mode": preset.vllm_mode, "vllm_importance_sampling_correction": False}
     if chat_template_kwargs(preset):
         kwargs["chat_template_kwargs"] = chat_template_kwargs(preset)
     return kwargs
