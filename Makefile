@@ -22,7 +22,8 @@ LAUNCH ?= $(PY)
 SET ?=
 SETS := $(foreach s,$(SET),--set $(s))
 # ALLOW_CPU=1: a CPU dry run of SCALE=paper (with SET="mirror=… max_steps=2 …"); preflight then only warns about CUDA.
-PREFLIGHT_FLAGS := $(SETS) $(if $(ALLOW_CPU),--allow-cpu)
+# NPROC: the processes LAUNCH starts (preflight checks that every preset's batch splits over them).
+PREFLIGHT_FLAGS := $(SETS) $(if $(ALLOW_CPU),--allow-cpu) $(if $(NPROC),--num-processes $(NPROC))
 NB_DIR ?= notebooks
 EXEC ?= results/executed/$(SCALE)
 RESULTS ?= $(CURDIR)/results/$(SCALE)

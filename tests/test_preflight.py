@@ -47,3 +47,13 @@ def test_preflight_checks(monkeypatch):
     assert preflight.problems("paper", "hf") == ([], [])
     with pytest.raises(ValueError, match="scale must be one of"):
         preflight.problems("huge")
+
+
+def test_preflight_checks_the_process_count_against_every_preset():
+    """The toy runs' 16 completions per step do not split over 3, 6, 12 or 24 processes (downstream's 24 do)."""
+    assert all(preflight.check_process_count(n) is None for n in (1, 2, 4, 8))
+    for n in (3, 6, 12, 24):
+        message = preflight.check_process_count(n)
+        assert message.startswith(f"{n} processes: the completions of toy (16 per step)") and "1, 2, 4, 8" in message
+    fatal, _ = preflight.problems("paper", switches={"mirror": "/nonexistent"}, allow_cpu=True, num_processes=3)
+    assert any(line.startswith("3 processes") for line in fatal)

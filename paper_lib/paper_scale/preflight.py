@@ -112,8 +112,29 @@ def check_mirror(mirror: str) -> str | None:
     return f"mirror {mirror}: lacks {', '.join(missing)}" if missing else None
 
 
+def check_process_count(num_processes: int, switches: dict | None = None) -> str | None:
+    """Whether every paper preset's completions per step split over ``num_processes`` × a micro-batch of 1."""
+    from math import gcd
+
+    from paper_lib.paper_scale.presets import PAPER_EXPERIMENTS, paper_presets
+
+    presets = [p for e in PAPER_EXPERIMENTS for p in paper_presets(e, **(switches or {}))]
+    bad = sorted({f"{p.experiment} ({p.completions_per_step} per step)" for p in presets
+                  if p.completions_per_step % num_processes})  # fmt: skip
+    if not bad:
+        return None
+    common = 0
+    for p in presets:
+        common = gcd(common, p.completions_per_step)
+    valid = [n for n in range(1, common + 1) if common % n == 0]
+    return (f"{num_processes} processes: the completions of {', '.join(bad)} do not split over them; every preset "
+            f"runs on {', '.join(map(str, valid))} processes")  # fmt: skip
+
+
 def problems(
-    scale: str, engine: str = "auto", hub_timeout_s: float = 3.0, switches: dict | None = None, allow_cpu: bool = False
+    scale: str, engine: str = "auto", hub_timeout_s: float = 3.0, switches: dict | None = None,
+    allow_cpu: bool = False,
+    num_processes: int = 1,
 ) -> tuple[list[str], list[str]]:
     """``(fatal, warnings)`` for running ``scale`` with the preset ``switches``; both empty for the offline scales.
 
@@ -129,9 +150,8 @@ def problems(
     engine = "vllm" if switches.get("use_vllm") else engine
     source = check_mirror(switches["mirror"]) if switches.get("mirror") else check_hub(hub_timeout_s)
     cuda = check_cuda()
-    fatal = [
-        p for p in (None if allow_cpu else cuda, source, check_peft() if switches.get("lora", True) else None) if p
-    ]
+    peft = check_peft() if switches.get("lora", True) else None
+    fatal = [p for p in (None if allow_cpu else cuda, source, peft, check_process_count(num_processes, switches)) if p]
     warnings = [f"{cuda}; running anyway (--allow-cpu: a dry run)"] if cuda and allow_cpu else []
     vllm = check_vllm() if engine != "hf" else None
     if vllm and engine == "vllm":
@@ -147,11 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
                         help="the preset switches of the runs (python -m paper_lib.paper_scale -h)")  # fmt: skip
     parser.add_argument("--allow-cpu", action="store_true", help="a CPU dry run: a missing GPU is only a warning")
+    parser.add_argument("--num-processes", type=int, default=1, help="the processes (GPUs) the runs will launch on")
     args = parser.parse_args(argv)
     from paper_lib.paper_scale.recipe import parse_switch
 
     switches = dict(parse_switch(s) for s in args.sets)
-    fatal, warnings = problems(args.scale, args.engine, args.hub_timeout, switches, args.allow_cpu)
+    fatal, warnings = problems(args.scale, args.engine, args.hub_timeout, switches, args.allow_cpu,
+                               args.num_processes)  # fmt: skip
     for line in warnings:
         print(f"preflight: warning: {line}", file=sys.stderr)
     for line in fatal:
