@@ -40,6 +40,29 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     assert _comparable(other) != rows  # the seed matters
 
 
+def test_best_is_a_copy_of_the_sealed_checkpoint(tmp_path):
+    """best/ holds the model files of the checkpoint at the best validation step (so under ZeRO-3 it is the gathered
+    model the checkpoint holds, not rank 0's partition), without the optimizer state."""
+    run_dir = run(RunConfig(name="b", **(TINY | {"max_steps": 3, "eval_every": 3})), tmp_path, cache=tmp_path / "c")
+    best, ckpt = run_dir / "best", run_dir / "checkpoint" / "checkpoint-3"
+    assert json.loads((best / "score.json").read_text())["step"] == 3
+    assert (best / "model.safetensors").read_bytes() == (ckpt / "model.safetensors").read_bytes()
+    assert not {"optimizer.pt", "scheduler.pt", SEAL} & {p.name for p in best.iterdir()}
+
+
+def test_a_resume_from_an_older_checkpoint_drops_the_abandoned_best(tmp_path):
+    from paper_lib.training.runs import _prepare_run_dir
+
+    for step in (3, 6):
+        (tmp_path / "checkpoint" / f"checkpoint-{step}").mkdir(parents=True)
+        (tmp_path / "checkpoint" / f"checkpoint-{step}" / "model.safetensors").write_bytes(os.urandom(8))
+    seal(tmp_path / "checkpoint" / "checkpoint-3")  # checkpoint-6 was never sealed: the run resumes from 3
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "score.json").write_text(json.dumps({"step": 6, "accuracy": 0.5}))
+    assert _prepare_run_dir(RunConfig(name="x"), tmp_path).name == "checkpoint-3"
+    assert not (tmp_path / "best").exists()
+
+
 def test_a_finished_run_is_not_redone(tmp_path):
     cfg = RunConfig(name="once", **(TINY | {"max_steps": 2, "eval_every": 0}))
     run_dir = run(cfg, tmp_path, cache=tmp_path / "cache")

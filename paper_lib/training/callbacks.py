@@ -17,7 +17,7 @@ import torch
 from transformers import TrainerCallback
 
 from paper_lib.rundir import read_json, write_json
-from paper_lib.training.checkpoints import seal
+from paper_lib.training.checkpoints import SEAL, seal
 
 __all__ = ["RunRecorder", "GreedyValidation", "counting"]
 
@@ -100,11 +100,16 @@ class RunRecorder(TrainerCallback):
             seal(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
+# What a checkpoint holds besides the model (and tokenizer): left out of best/.
+_TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "scaler.pt", SEAL}
+
+
 class GreedyValidation(TrainerCallback):
     """Greedy accuracy on a validation set every ``every`` steps; the best model is kept in ``run_dir/best``.
 
-    An improvement forces a checkpoint at that step, and ``best/`` is written only after that checkpoint is sealed,
-    so ``best/`` never holds a step that a resumed run would replay.
+    An improvement forces a checkpoint at that step, and ``best/`` is a copy of that sealed checkpoint's model files
+    (not a fresh ``save_pretrained`` of rank 0's model, which under ZeRO-3 holds only its partition), so ``best/``
+    never holds a step that a resumed run would replay.
     """
 
     def __init__(self, run_dir: Path, every: int, evaluate):
@@ -130,7 +135,9 @@ class GreedyValidation(TrainerCallback):
             return
         tmp, best = self.run_dir / "best.tmp", self.run_dir / "best"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        shutil.copytree(ckpt, tmp, ignore=lambda _, names: [n for n in names if n in _TRAINING_STATE or
+                                                            n.startswith(("rng_state", "global_step"))])  # fmt: skip
         write_json(tmp / "score.json", self.pending)
         shutil.rmtree(best, ignore_errors=True)
         tmp.rename(best)

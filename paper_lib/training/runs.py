@@ -138,7 +138,8 @@ def _prepare_run_dir(cfg, run_dir: Path) -> Path | None:
     step = checkpoint_step(ckpt) if ckpt else 0
     truncate_after(run_dir / "metrics.jsonl", lambda r: r["step"] <= step)
     truncate_after(run_dir / "groups.jsonl", lambda r: r["step"] < step)  # stats of step s are logged at s - 1
-    if ckpt is None:
+    score = run_dir / "best" / "score.json"
+    if ckpt is None or (score.is_file() and read_json(score)["step"] > step):  # best/ of an abandoned trajectory
         shutil.rmtree(run_dir / "best", ignore_errors=True)
     return ckpt
 
