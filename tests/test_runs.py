@@ -63,6 +63,15 @@ def test_a_resume_from_an_older_checkpoint_drops_the_abandoned_best(tmp_path):
     assert not (tmp_path / "best").exists()
 
 
+def test_a_skipped_checkpoint_is_reported_in_train_log(tmp_path):
+    cfg = RunConfig(name="r", **(TINY | {"max_steps": 3, "eval_every": 0}))
+    bad = tmp_path / "r" / "checkpoint" / "checkpoint-2"
+    bad.mkdir(parents=True)
+    (bad / "model.safetensors").write_bytes(b"half-written")  # never sealed
+    run(cfg, tmp_path, cache=tmp_path / "cache")
+    assert "checkpoint-2" in (tmp_path / "r" / "train.log").read_text()
+
+
 def test_a_finished_run_is_not_redone(tmp_path):
     cfg = RunConfig(name="once", **(TINY | {"max_steps": 2, "eval_every": 0}))
     run_dir = run(cfg, tmp_path, cache=tmp_path / "cache")

@@ -165,8 +165,9 @@ def _run(cfg, run_dir: Path, cache: Path | str | None, root: Path | str, recipe)
         log.info("run %s is finished; not redone", run_dir)
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = _prepare_run_dir(cfg, run_dir) if is_main_process() else latest_intact(run_dir / "checkpoint")
     with _log_to(run_dir / f"train{'' if is_main_process() else '.rank' + os.environ['RANK']}.log"):
+        # inside the log: a skipped corrupt checkpoint is reported in train.log, not only on the screen
+        ckpt = _prepare_run_dir(cfg, run_dir) if is_main_process() else latest_intact(run_dir / "checkpoint")
         previous = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
         manifest = {"config": cfg.to_dict(), "git": git_state(), "versions": versions(), "device": device_name(),
                     "started": previous.get("started", utc_now()), "status": "running",
