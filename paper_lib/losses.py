@@ -21,6 +21,8 @@ pool of tokens (``"token"``) or one pool of completions (``"sequence"``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from paper_lib.prm import outcome_advantages, step_advantages
@@ -68,8 +70,16 @@ def policy_loss(
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if logps.shape != completion_mask.shape:
         raise ValueError(f"logps shape {tuple(logps.shape)} != completion_mask shape {tuple(completion_mask.shape)}")
-    if beta < 0 or epsilon < 0:
-        raise ValueError(f"beta and epsilon must be >= 0, got beta={beta}, epsilon={epsilon}")
+    if not (math.isfinite(beta) and beta >= 0 and epsilon >= 0):  # NaN fails both; epsilon = inf: no clipping
+        raise ValueError(f"beta must be finite and >= 0, epsilon >= 0 (inf: no clip); got {beta=}, {epsilon=}")
+    if not ((completion_mask == 0) | (completion_mask == 1)).all():
+        raise ValueError("completion_mask must hold only 0 and 1")
+    if advantages.shape not in (logps.shape, logps.shape[:-1]):
+        raise ValueError(f"advantages shape {tuple(advantages.shape)} must be {tuple(logps.shape[:-1])} (per "
+                         f"completion) or {tuple(logps.shape)} (per token)")  # fmt: skip
+    for name, other in (("weights", weights), ("old_logps", old_logps), ("ref_logps", ref_logps)):
+        if other is not None and other.shape != logps.shape:
+            raise ValueError(f"{name} shape {tuple(other.shape)} != logps shape {tuple(logps.shape)}")
     if beta > 0 and ref_logps is None:
         raise ValueError("beta > 0 needs ref_logps (log-probs under the reference policy)")
     old = logps.detach() if old_logps is None else old_logps.detach()
@@ -87,19 +97,29 @@ def policy_loss(
     return -objective
 
 
+def _check_rewards(rewards: torch.Tensor, completion_ids: torch.Tensor) -> None:
+    """One finite reward per completion: ``rewards`` has the shape of ``completion_ids`` without its last axis."""
+    if rewards.shape != completion_ids.shape[:-1]:
+        raise ValueError(f"rewards shape {tuple(rewards.shape)} must be {tuple(completion_ids.shape[:-1])}: one per "
+                         "completion (per-token advantages go to policy_loss)")  # fmt: skip
+
+
 def grpo_loss(logps, completion_ids, completion_mask, rewards, **kw) -> torch.Tensor:
     r"""GRPO (PAPER.md §2.1): outcome advantage $a_i$ on every token. ``kw`` as in :func:`policy_loss`."""
     check_group(completion_ids, completion_mask)
+    _check_rewards(rewards, completion_ids)
     return policy_loss(logps, completion_mask, outcome_advantages(rewards.to(logps.dtype)), **kw)
 
 
 def prm_loss(logps, completion_ids, completion_mask, rewards, **kw) -> torch.Tensor:
     r"""$L_{PRM}$ (PAPER.md §2.2): the step advantage $A_{i,t}$ of each token's process step."""
+    _check_rewards(rewards, completion_ids)
     advantages = step_advantages(completion_ids, completion_mask, rewards.to(logps.dtype))
     return policy_loss(logps, completion_mask, advantages, **kw)
 
 
 def lambda_grpo_loss(logps, completion_ids, completion_mask, rewards, **kw) -> torch.Tensor:
     r"""λ-GRPO (Eq. 9): GRPO with every token's policy and KL terms divided by $|\lambda^{(i,t)}|$."""
+    _check_rewards(rewards, completion_ids)
     weights = lambda_weights(completion_ids, completion_mask, dtype=logps.dtype)
     return policy_loss(logps, completion_mask, outcome_advantages(rewards.to(logps.dtype)), weights=weights, **kw)

@@ -44,8 +44,12 @@ def outcome_advantages(rewards: torch.Tensor) -> torch.Tensor:
     """
     if rewards.shape[-1] < 2:
         raise ValueError("advantages need a group of at least 2 completions (the sample std of one is undefined)")
+    if not rewards.is_floating_point() or not torch.isfinite(rewards).all():
+        raise ValueError("rewards must be finite floats (an unscorable completion needs a reward, e.g. 0)")
     mean = rewards.mean(-1, keepdim=True)
     std = rewards.std(-1, keepdim=True)  # ddof = 1
+    if not torch.isfinite(std).all():
+        raise ValueError("rewards are too large: their standard deviation overflows; rescale them")
     return (rewards - mean) / (std + STD_EPS)
 
 

@@ -321,6 +321,8 @@ def lambda_weights(
     ``dtype`` defaults to torch's default float dtype; pass the loss's dtype (1/3 in float32 is not 1/3 in float64).
     Equivalent to ``mask / process_set_sizes(...).clamp(min=1)``, without the sizes in between.
     """
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype (the weights are 1/|λ|), got {dtype}")
     steps = _batched_lcp(completion_ids, completion_mask, sort=True)
     dtype, shape = dtype or torch.get_default_dtype(), completion_ids.shape
     return _expand(steps, _step_values(shape[-2], dtype, completion_ids.device, shape[:-1].numel()), shape, dtype)

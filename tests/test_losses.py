@@ -96,9 +96,40 @@ def test_k3_is_nonnegative_and_zero_on_the_reference():
         (dict(normalization="batch"), "normalization must be one of"),
         (dict(beta=0.04), "needs ref_logps"),
         (dict(beta=-1.0), ">= 0"),
+        (dict(beta=float("nan")), "beta must be finite"),  # was treated as 0
+        (dict(advantages=torch.zeros(3)), "advantages shape"),  # was broadcast
+        (dict(weights=torch.ones(1, 3)), "weights shape"),
+        (dict(ref_logps=torch.zeros(3), beta=0.04), "ref_logps shape"),
+        (dict(mask=torch.full((2, 3), 2.0)), "only 0 and 1"),  # was never checked
     ],
 )
 def test_bad_arguments(kw, message):
-    logps, mask = torch.zeros(2, 3), torch.ones(2, 3)
+    logps, mask, adv = torch.zeros(2, 3), kw.pop("mask", torch.ones(2, 3)), kw.pop("advantages", torch.zeros(2))
     with pytest.raises(ValueError, match=message):
-        policy_loss(logps, mask, torch.zeros(2), **kw)
+        policy_loss(logps, mask, adv, **kw)
+
+
+@pytest.mark.parametrize("loss", [grpo_loss, prm_loss, lambda_grpo_loss])
+@pytest.mark.parametrize("rewards, message", [
+    (torch.tensor([1.0, float("nan")]), "finite"),  # was a NaN loss
+    (torch.tensor([1.0, float("inf")]), "finite"),
+    (torch.zeros(2, 3), "rewards shape"),  # (G, T): was read as per-token advantages
+    (torch.zeros(4), "rewards shape"),  # broadcast over a batch
+])  # fmt: skip
+def test_objectives_check_their_rewards(loss, rewards, message):
+    ids, mask = torch.tensor([[1, 2, 0], [1, 3, 4]]), torch.tensor([[1, 1, 0], [1, 1, 1]])
+    with pytest.raises(ValueError, match=message):
+        loss(torch.zeros(2, 3, dtype=torch.float64), ids, mask, rewards)
+
+
+def test_huge_rewards_are_refused_not_zeroed():
+    with pytest.raises(ValueError, match="overflows"):
+        outcome_advantages(torch.tensor([1e308, -1e308], dtype=torch.float64))  # gave all-zero advantages
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.int16, torch.uint8, torch.bool])
+def test_lambda_weights_need_a_float_dtype(dtype):
+    from paper_lib.trie import lambda_weights
+
+    with pytest.raises(ValueError, match="floating-point dtype"):  # returned set sizes, bit patterns, wrong shapes
+        lambda_weights(torch.tensor([[1, 2], [1, 3]]), torch.ones(2, 2), dtype=dtype)
