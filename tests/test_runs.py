@@ -35,6 +35,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     assert any("val/accuracy" in r for r in rows) and any(r.get("process/n_steps") for r in rows)
     manifest = json.loads((a / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["steps"] == 6 and manifest["git"]["commit"]
+    assert manifest["world_size"] == 1 and isinstance(manifest["command"], list)  # how it was launched
     assert (a / "groups.parquet").is_file() and (a / "best" / "score.json").is_file()
     other = run(RunConfig(name="det", **(TINY | {"seed": 1})), tmp_path / "c", cache=tmp_path / "cache")
     assert _comparable(other) != rows  # the seed matters

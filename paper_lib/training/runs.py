@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -78,12 +79,15 @@ def build_trainer(parts: TrainerParts, policy: Path | str, run_dir: Path):
 
 
 def _quiet_progress(trainer) -> None:
-    """Keep TRL's tqdm bar but not its printing of every log dict (they go to metrics.jsonl)."""
+    """Keep TRL's tqdm bar, showing the last step's loss and mean reward, instead of its printing of every log dict
+    (they go to metrics.jsonl)."""
     from transformers.trainer_callback import ProgressCallback
 
     class _Bar(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
+            shown = {k: f"{logs[k]:.4g}" for k in ("loss", "reward") if isinstance((logs or {}).get(k), float)}
+            if state.is_world_process_zero and self.training_bar is not None and shown:
+                self.training_bar.set_postfix(shown, refresh=False)
 
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(_Bar())
@@ -170,6 +174,7 @@ def _run(cfg, run_dir: Path, cache: Path | str | None, root: Path | str, recipe)
         ckpt = _prepare_run_dir(cfg, run_dir) if is_main_process() else latest_intact(run_dir / "checkpoint")
         previous = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
         manifest = {"config": cfg.to_dict(), "git": git_state(), "versions": versions(), "device": device_name(),
+                    "command": sys.argv, "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                     "started": previous.get("started", utc_now()), "status": "running",
                     "wall_time_s": previous.get("wall_time_s", 0.0),
                     "resumed_from": previous.get("resumed_from", []) + ([ckpt.name] if ckpt else [])}  # fmt: skip
