@@ -41,7 +41,6 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 endif
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 ifeq ($(VENV),.venv)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from paper_lib.paths import artifact_files, expected_artifacts
+from paper_lib.paths import ARTIFACTS, NOTEBOOK_OF, artifact_files, expected_artifacts
 
 pytestmark = pytest.mark.slow
 VENV = str(Path(sys.executable).parents[1])
@@ -28,6 +28,11 @@ def test_reproduce_smoke_writes_every_artifact(tmp_path):
         assert all(f.stat().st_size > 0 for f in artifact_files(key, "smoke", tmp_path / "results")), key
     executed = sorted(p.name for p in (tmp_path / "executed").iterdir())
     assert executed == sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    drawing = {NOTEBOOK_OF[k] for k, path in ARTIFACTS.items() if path.endswith(".pdf")}
+    for name in executed:  # figures and tables show inline in the executed copies, as in JupyterLab
+        cells = json.loads((tmp_path / "executed" / name).read_text())["cells"]
+        kinds = {k for c in cells for o in c.get("outputs", []) for k in o.get("data", {})}
+        assert "text/markdown" in kinds and ("image/png" in kinds or name[:-6] not in drawing), (name, kinds)
 
 
 def test_a_failing_cell_fails_make_and_leaves_no_finished_copy(tmp_path):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from matplotlib.colors import Normalize
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from paper_lib.groups import group_from_strings  # noqa: E402
-from paper_lib.prm import step_advantages, step_rewards  # noqa: E402
-from paper_lib.tree import ProcessTree, node_values  # noqa: E402
+from paper_lib.groups import group_from_strings
+from paper_lib.prm import step_advantages, step_rewards
+from paper_lib.tree import ProcessTree, node_values
 
 __all__ = [
     "tree_layout",
@@ -97,7 +95,7 @@ def _group(strings, rewards):
 
 def _advantage_color(values: dict[int, float], vmax: float):
     # A range twice the largest |A| keeps the fills light enough to read the tokens on them.
-    cmap, norm = plt.get_cmap(ADVANTAGE_CMAP), matplotlib.colors.Normalize(-2 * vmax, 2 * vmax)
+    cmap, norm = plt.get_cmap(ADVANTAGE_CMAP), Normalize(-2 * vmax, 2 * vmax)
     return lambda n: "0.9" if math.isnan(values[n.index]) else cmap(norm(values[n.index]))
 
 
