@@ -106,3 +106,22 @@ def test_toy_comparison_and_verdict_follow_the_stated_rule():
                                       values="freq").reset_index()  # fmt: skip
     vn = toy_verdict(tn, sn)
     assert vn["verdict"] == "inconclusive" and vn["mde"] > 0.2
+
+
+def test_a_pair_trained_on_two_cpus_stays_one_pair():
+    """The two runs of a (config, seed) pair share the target; P(target) computed on two CPUs differs by round-off,
+    which must not split them into two unpaired rows (it did: 20 of 21 SmolLM2 pairs were counted)."""
+    import pandas as pd
+
+    from paper_lib.analysis.tables import toy_seed_table
+
+    cell = {"tier": "t", "toy_n": 1, "toy_r_neg": -1.0}
+    outcomes = pd.DataFrame([
+        cell | {"seed": 2, "label": "GRPO", "freq": 0.9, "p0_target": 0.10686372},
+        cell | {"seed": 2, "label": "λ-GRPO", "freq": 1.0, "p0_target": 0.10686362},
+        cell | {"seed": 3, "label": "GRPO", "freq": 0.0, "p0_target": 0.2},
+    ])  # fmt: skip
+    seeds = toy_seed_table(outcomes)
+    assert list(seeds.columns) == ["tier", "toy_n", "toy_r_neg", "seed", "p0_target", "GRPO", "λ-GRPO"]
+    assert len(seeds) == 2 and seeds.loc[0, "GRPO"] == 0.9 and seeds.loc[0, "λ-GRPO"] == 1.0
+    assert abs(seeds.loc[0, "p0_target"] - 0.10686367) < 1e-12 and pd.isna(seeds.loc[1, "λ-GRPO"])

@@ -68,10 +68,12 @@ def _table1(scale, root) -> list[dict]:
                 "claim": f"Table 1 ({tier}): λ-GRPO hits the toy target more often than GRPO",
                 "paper": f"{paper_wins}/6 configs, mean Δ {t.paper_delta.mean():+.3f}",
                 "ours": ours,
-                "verdict": v["verdict"],
+                "verdict": v["verdict"] + (" (interim)" if complete else ""),
                 "why": "pooled sign-flip test and 95% CI of the paired difference (analysis.toy_verdict); "
                 "'not reproduced' needs p < 0.05 against λ, or no effect with a CI below half the "
-                "paper's Δ (table1_toy, table_toy_seeds)",
+                "paper's Δ (table1_toy, table_toy_seeds)"
+                + ("; interim: the tier is still being trained, and its verdict is decided again, by the same "
+                   "rule, once every planned pair is in" if complete else ""),
             }
         )
     rows += _toy_footnote(scale, root) + _toy_ablation(scale, root)

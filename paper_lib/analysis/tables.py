@@ -67,6 +67,16 @@ def toy_cells(outcomes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def toy_seed_table(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """``table_toy_seeds``: one row per (tier, n, r_neg, seed) with each method's target frequency and the starting
+    policy's P(target). The two runs of a pair share the target; their P(target) is averaged, because runs trained
+    on different CPUs compute it with different round-off (~1e-7), which must not split the pair."""
+    keys = ["tier", "toy_n", "toy_r_neg", "seed"]
+    wide = outcomes.pivot_table(index=keys, columns="label", values="freq").reset_index()
+    p0 = outcomes.groupby(keys).p0_target.mean().rename("p0_target").reset_index()
+    return p0.merge(wide, on=keys)[[*keys, "p0_target", "GRPO", "λ-GRPO"]]
+
+
 def toy_comparison(outcomes: pd.DataFrame) -> pd.DataFrame:
     """λ-GRPO vs GRPO per (tier, n, r_neg), paired by seed (same seed: same target, same samples' randomness).
 
