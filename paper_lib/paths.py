@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 __all__ = [
     "REPO_ROOT",
+    "work_root",
     "SCALES",
     "ARTIFACTS",
     "NOTEBOOK_OF",
@@ -27,6 +29,14 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def work_root() -> Path:
+    """Where ``results/`` and ``.cache/`` live: ``$PAPER_LIB_ROOT`` if set, else this checkout (the repository the
+    package sits in), else the working directory (an installed package must not write into site-packages)."""
+    if os.environ.get("PAPER_LIB_ROOT"):
+        return Path(os.environ["PAPER_LIB_ROOT"])
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
 
 
 def check_run_name(name) -> str:
@@ -81,7 +91,7 @@ def check_scale(scale: str) -> str:
 def results_dir(scale: str, root: Path | str | None = None) -> Path:
     """``results/<scale>`` (or ``root`` when given, e.g. the notebook's ``results_dir`` parameter)."""
     check_scale(scale)
-    return Path(root) if root else REPO_ROOT / "results" / scale
+    return Path(root) if root else work_root() / "results" / scale
 
 
 def artifact_path(key: str, scale: str = "small", root: Path | str | None = None) -> Path:

@@ -24,3 +24,26 @@ def test_every_requirement_is_pinned_exactly(repo):
     entries = [x for x in lines if x and not x.startswith("#")]
     assert entries and all(PIN.match(x) for x in entries), [x for x in entries if not PIN.match(x)]
     assert "torch" in _pins(entries)  # pinned in the same install command as trl (the CUDA-torch trap)
+
+
+def test_pyproject_dependencies_are_in_step_with_the_pins(repo):
+    """`pip install .` declares what requirements.txt pins: every pinned package is declared (runtime or an extra),
+    and every declared range admits the pin (requirements-gpu.txt's for the gpu extra)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    cpu = _pins((repo / "requirements.txt").read_text().splitlines())
+    gpu = _pins((repo / "requirements-gpu.txt").read_text().splitlines())
+    groups = {"runtime": project["dependencies"], **project["optional-dependencies"]}
+    declared = {}
+    for group, specs in groups.items():
+        for spec in specs:
+            req = Requirement(spec)
+            name = req.name.lower().replace("_", "-")
+            pins = gpu if group == "gpu" else cpu
+            assert name in pins, f"{name} ({group}) is not pinned in its requirements file"
+            assert req.specifier.contains(pins[name]), f"{spec} does not admit the pin {pins[name]}"
+            declared[name] = group
+    assert set(cpu) <= set(declared), f"pinned but not declared: {sorted(set(cpu) - set(declared))}"

@@ -38,3 +38,16 @@ def test_check_as_a_module_exits_nonzero(tmp_path):
     cmd = [sys.executable, "-m", "paper_lib.paths", "--check", "--scale", "smoke", "--root", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 1 and "table_theorem.csv" in out.stderr
+
+
+def test_an_installed_package_writes_results_under_the_working_directory(monkeypatch, tmp_path):
+    """Outside a checkout (pip install .), results/ and .cache/ go to the working directory, not site-packages;
+    PAPER_LIB_ROOT overrides both."""
+    from paper_lib import paths
+
+    assert paths.results_dir("small") == paths.REPO_ROOT / "results" / "small"  # in this checkout
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "site-packages")  # no pyproject.toml there
+    monkeypatch.chdir(tmp_path)
+    assert paths.results_dir("small") == tmp_path / "results" / "small"
+    monkeypatch.setenv("PAPER_LIB_ROOT", str(tmp_path / "elsewhere"))
+    assert paths.results_dir("smoke") == tmp_path / "elsewhere" / "results" / "smoke"

@@ -74,9 +74,9 @@ def smollm2_135m_instruct(cache_dir: str | Path | None = None) -> tuple[LlamaFor
 
 
 def _default_cache(cache_dir: str | Path | None) -> Path:
-    from paper_lib.paths import REPO_ROOT
+    from paper_lib.paths import work_root
 
-    cache = Path(cache_dir) if cache_dir is not None else REPO_ROOT / ".cache" / "models"
+    cache = Path(cache_dir) if cache_dir is not None else work_root() / ".cache" / "models"
     cache.mkdir(parents=True, exist_ok=True)
     return cache
 
