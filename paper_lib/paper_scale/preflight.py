@@ -123,16 +123,17 @@ def check_process_count(num_processes: int, switches: dict | None = None) -> str
                   if p.completions_per_step % num_processes})  # fmt: skip
     if not bad:
         return None
-    common = 0
-    for p in presets:
-        common = gcd(common, p.completions_per_step)
+    common = gcd(*(p.completions_per_step for p in presets))
     valid = [n for n in range(1, common + 1) if common % n == 0]
     return (f"{num_processes} processes: the completions of {', '.join(bad)} do not split over them; every preset "
             f"runs on {', '.join(map(str, valid))} processes")  # fmt: skip
 
 
 def problems(
-    scale: str, engine: str = "auto", hub_timeout_s: float = 3.0, switches: dict | None = None,
+    scale: str,
+    engine: str = "auto",
+    hub_timeout_s: float = 3.0,
+    switches: dict | None = None,
     allow_cpu: bool = False,
     num_processes: int = 1,
 ) -> tuple[list[str], list[str]]:

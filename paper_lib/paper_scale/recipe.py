@@ -106,14 +106,13 @@ def _data(preset: PaperPreset, policy: str, run_dir: Path):
 
 
 def _args(preset: PaperPreset, run_dir: Path, tokenizer):
-    import torch
-
     from paper_lib.trainer import LambdaGRPOConfig
+    from paper_lib.training.recipe import cuda
     from paper_lib.training.toy_start import toy_policy_kwargs
 
     kwargs = grpo_config_kwargs(preset, str(run_dir / "checkpoint"), num_processes=_world_size())
     # use_cpu on a machine without CUDA (a dry run): otherwise HF does not treat an accelerate launch as distributed
-    kwargs |= {"save_total_limit": 2, "use_cpu": not torch.cuda.is_available()}
+    kwargs |= {"save_total_limit": 2, "use_cpu": not cuda()}
     if preset.task == "toy_tree":
         kwargs |= toy_policy_kwargs(preset.toy_mask, tokenizer, use_vllm=preset.use_vllm)
     return LambdaGRPOConfig(**kwargs)

@@ -23,7 +23,7 @@ class PaperLambdaGRPOTrainer(LambdaGRPOTrainer):
     """:class:`~paper_lib.trainer.LambdaGRPOTrainer` whose HF-generate rollouts are sampled in eval mode."""
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        model = None if self.use_vllm else self.accelerator.unwrap_model(self.model_wrapped)
+        model = self._hf_model()
         was_training = model is not None and model.training
         if was_training:
             model.eval()
@@ -33,6 +33,10 @@ class PaperLambdaGRPOTrainer(LambdaGRPOTrainer):
         finally:
             if was_training:
                 model.train()
+
+    def _hf_model(self):
+        """The model HF ``generate`` samples with, or None under vLLM (which samples from its own weights)."""
+        return None if self.use_vllm else self.accelerator.unwrap_model(self.model_wrapped)
 
 
 class BoxedLambdaGRPOTrainer(PaperLambdaGRPOTrainer):
@@ -50,7 +54,7 @@ class BoxedLambdaGRPOTrainer(PaperLambdaGRPOTrainer):
     @contextlib.contextmanager
     def _eos_forced_after_box(self):
         """For this call, the model TRL generates with gets the boxed-EOS logits processor (HF generate only)."""
-        model = None if self.use_vllm else self.accelerator.unwrap_model(self.model_wrapped)
+        model = self._hf_model()
         if model is None:
             yield
             return
