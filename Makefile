@@ -80,8 +80,18 @@ $(VENV)/.paper_lib-checked:
 	$(PY) -c "import paper_lib" 2>/dev/null || $(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-reproduce: $(ENV) runs $(EXECUTED)
-	$(PY) -m paper_lib.paths --check --scale $(SCALE) --root $(RESULTS)
+# One `make reproduce` per results folder at a time: a second one refuses at once (flock; the lock goes with the
+# process, even when it is killed). Under it, the runs are trained and the notebooks executed.
+REPRODUCE_LOCK := $(RESULTS)/.reproduce.lock
+reproduce: $(ENV)
+	@mkdir -p $(RESULTS)
+	@flock -n -E 75 $(REPRODUCE_LOCK) $(MAKE) --no-print-directory reproduce-locked; rc=$$?; \
+	if [ $$rc = 75 ]; then echo "another make reproduce is writing $(RESULTS) (it holds $(REPRODUCE_LOCK)): \
+	wait for it to finish" >&2; fi; exit $$rc
+
+.PHONY: reproduce-locked
+reproduce-locked: $(ENV) runs $(EXECUTED)
+	$(PY) -m paper_lib.paths --check --scale $(SCALE) --root $(RESULTS) --notebooks-dir $(NB_DIR)
 
 # Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
 # redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
@@ -99,12 +109,15 @@ $(RUN_READERS): $(RUNS_STAMP)
 $(REPORT_NB): $(filter-out $(REPORT_NB),$(EXECUTED))
 
 # A notebook runs into a .partial copy that is renamed only when every cell succeeded, after `runs` (order-only: the
-# notebooks that read runs depend on RUNS_STAMP above).
+# notebooks that read runs depend on RUNS_STAMP above). Its record in results/SCALE/.executions/ (what `paths
+# --check` trusts) is dropped before it starts and written after its last cell.
 $(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV) runs
 	@mkdir -p $(EXEC)
 	rm -f $@
+	$(PY) -m paper_lib.paths --forget $* --scale $(SCALE) --root $(RESULTS)
 	$(PY) -m papermill -k python3 --cwd $(NB_DIR) --no-progress-bar --log-output \
 		$< $(EXEC)/$*.partial.ipynb -p scale $(SCALE) -p results_dir $(RESULTS)
+	$(PY) -m paper_lib.paths --record $* --scale $(SCALE) --root $(RESULTS) --notebooks-dir $(NB_DIR)
 	mv $(EXEC)/$*.partial.ipynb $@
 
 test: $(ENV) ## fast tests (about 1 minute)

@@ -1,14 +1,23 @@
 """Where results live, and the registry of every artifact the notebooks must produce.
 
-``python -m paper_lib.paths --check --scale S`` exits non-zero and lists what is missing under ``results/S``.
+``python -m paper_lib.paths --check --scale S`` exits non-zero and lists what is missing or stale under
+``results/S``. Stale is decided by content, not by file times (a fresh clone gives every file the same time): each
+successful notebook execution leaves a record, ``results/S/.executions/<notebook>.json``, holding the sha256 of the
+notebook, of what it read (the runs' manifests; for the report, the other notebooks' records) and of every artifact
+it wrote. An artifact is stale when its notebook has no record (it never completed since it started again), when the
+notebook or its inputs changed since, or when the file is not the one that execution wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 from pathlib import Path
+
+from paper_lib.rundir import sha256_file
 
 __all__ = [
     "REPO_ROOT",
@@ -21,6 +30,9 @@ __all__ = [
     "artifact_files",
     "expected_artifacts",
     "missing_artifacts",
+    "record_execution",
+    "forget_execution",
+    "stale_artifacts",
     "check_scale",
     "check_run_name",
     "save_figure",
@@ -118,6 +130,87 @@ def missing_artifacts(scale: str, root: Path | str | None = None, notebooks_dir:
     return [f for f in files if not f.is_file() or not f.stat().st_size]
 
 
+# -- records of notebook executions, so that --check knows a stale artifact from a fresh one ------------------------
+RUN_READERS = ("02_toy_tree_task", "03_process_sets", "04_training", "05_downstream")  # the Makefile's RUN_READERS
+REPORT = "07_report"  # reads the other notebooks' artifacts
+
+
+def _record_path(notebook: str, root: Path) -> Path:
+    return root / ".executions" / f"{notebook}.json"
+
+
+def _inputs_sha256(notebook: str, root: Path) -> str:
+    """One digest of what ``notebook`` reads: the run manifests (and benchmark summaries) for the notebooks that
+    read runs, the other notebooks' records for the report, nothing for the rest."""
+    files = []
+    if notebook in RUN_READERS:
+        files = sorted(p for p in (root / "runs").rglob("*.json") if p.name in ("manifest.json", "summary.json"))
+    elif notebook == REPORT:
+        files = sorted(p for p in (root / ".executions").glob("*.json") if p.stem != REPORT)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.relative_to(root).as_posix()} {sha256_file(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def _artifacts_of(notebook: str, scale: str, root: Path) -> list[Path]:
+    return [f for key in ARTIFACTS if NOTEBOOK_OF[key] == notebook for f in artifact_files(key, scale, root)]
+
+
+def record_execution(notebook: str, scale: str, root: Path | str | None = None,
+                     notebooks_dir: Path | None = None) -> Path:  # fmt: skip
+    """Write the record of a successful execution of ``notebook`` (after every cell ran): the sha256 of the
+    notebook, of its inputs and of each artifact it wrote. Raises if one of its artifacts is missing."""
+    root, source = results_dir(scale, root), (notebooks_dir or REPO_ROOT / "notebooks") / f"{notebook}.ipynb"
+    if not source.is_file():
+        raise FileNotFoundError(f"no notebook {source}")
+    files = _artifacts_of(notebook, scale, root)
+    absent = [str(f) for f in files if not f.is_file()]
+    if absent:
+        raise FileNotFoundError(f"{notebook} finished without writing {absent}")
+    record = {"notebook": notebook, "notebook_sha256": sha256_file(source),
+              "inputs_sha256": _inputs_sha256(notebook, root),
+              "artifacts": {f.relative_to(root).as_posix(): sha256_file(f) for f in files}}  # fmt: skip
+    path = _record_path(notebook, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def forget_execution(notebook: str, scale: str, root: Path | str | None = None) -> None:
+    """Drop the record before ``notebook`` runs again: until it completes, its artifacts count as stale."""
+    _record_path(notebook, results_dir(scale, root)).unlink(missing_ok=True)
+
+
+def stale_artifacts(scale: str, root: Path | str | None = None,
+                    notebooks_dir: Path | None = None) -> list[tuple[Path, str]]:  # fmt: skip
+    """(file, why) for every present artifact that its notebook's last completed execution does not vouch for."""
+    root, nb_dir = results_dir(scale, root), notebooks_dir or REPO_ROOT / "notebooks"
+    stale = []
+    for notebook in dict.fromkeys(NOTEBOOK_OF[key] for key in expected_artifacts(nb_dir)):
+        present = [f for f in _artifacts_of(notebook, scale, root) if f.is_file()]
+        why = _why_stale(notebook, root, nb_dir)
+        if why:
+            stale += [(f, why) for f in present]
+            continue
+        written = json.loads(_record_path(notebook, root).read_text())["artifacts"]
+        stale += [(f, f"not the file {notebook} wrote") for f in present
+                  if written.get(f.relative_to(root).as_posix()) != sha256_file(f)]  # fmt: skip
+    return stale
+
+
+def _why_stale(notebook: str, root: Path, nb_dir: Path) -> str | None:
+    path = _record_path(notebook, root)
+    if not path.is_file():
+        return f"{notebook} has not completed since it last started (no {path.relative_to(root)})"
+    record = json.loads(path.read_text())
+    if record["notebook_sha256"] != sha256_file(nb_dir / f"{notebook}.ipynb"):
+        return f"{notebook}.ipynb changed since it wrote this"
+    if record["inputs_sha256"] != _inputs_sha256(notebook, root):
+        return f"what {notebook} reads changed since it wrote this"
+    return None
+
+
 # -- writing registered artifacts: figures as PDF + PNG, tables as CSV + Markdown, byte-stable across reruns --
 _STABLE_METADATA = {".pdf": {"CreationDate": None, "ModDate": None}, ".png": {"Software": None}}
 
@@ -156,19 +249,32 @@ def save_table(df, key: str, scale: str, root: Path | str | None = None, float_f
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if any registered artifact is missing")
+    parser.add_argument("--check", action="store_true", help="exit 1 if any registered artifact is missing or stale")
     parser.add_argument("--scale", default="small", choices=SCALES)
     parser.add_argument("--root", default=None, help="results folder (default results/<scale>)")
+    parser.add_argument("--notebooks-dir", type=Path, default=None, help="default: notebooks/")
+    parser.add_argument("--forget", metavar="NOTEBOOK", help="drop NOTEBOOK's record (it is about to run again)")
+    parser.add_argument("--record", metavar="NOTEBOOK", help="record a successful execution of NOTEBOOK")
     args = parser.parse_args(argv)
+    if args.forget or args.record:
+        if args.forget:
+            forget_execution(args.forget, args.scale, args.root)
+        else:
+            record_execution(args.record, args.scale, args.root, args.notebooks_dir)
+        return 0
     if not args.check:
         for key in ARTIFACTS:
             print(f"{key:24s} {artifact_path(key, args.scale, args.root)}")
         return 0
-    missing = missing_artifacts(args.scale, args.root)
+    missing = missing_artifacts(args.scale, args.root, args.notebooks_dir)
+    stale = stale_artifacts(args.scale, args.root, args.notebooks_dir)
     for f in missing:
         print(f"missing: {f}", file=sys.stderr)
-    print(f"{len(expected_artifacts())} artifacts expected, {len(missing)} files missing at scale {args.scale}")
-    return 1 if missing else 0
+    for f, why in stale:
+        print(f"stale: {f}: {why}", file=sys.stderr)
+    print(f"{len(expected_artifacts(args.notebooks_dir))} artifacts expected at scale {args.scale}: "
+          f"{len(missing)} files missing, {len(stale)} stale")  # fmt: skip
+    return 1 if missing or stale else 0
 
 
 if __name__ == "__main__":

@@ -105,4 +105,3 @@ def test_hf_generate_stops_at_the_box(tok, how):
         assert first == "\\boxed{1}"
         forced = out[0, 3 + len("\\boxed{1}")].item()
         assert forced == tok.eos_token_id  # LP: forced EOS; criteria: the row is padded (pad == EOS here)
-

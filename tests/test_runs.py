@@ -10,15 +10,16 @@ import time
 
 import pytest
 from conftest import REPO
+from transformers import TrainerCallback
 
 from paper_lib.rundir import read_jsonl
+from paper_lib.training.callbacks import mean_step_loss
 from paper_lib.training.checkpoints import SEAL, latest_intact, seal
 from paper_lib.training.config import RunConfig
 from paper_lib.training.recipe import _check_columns
 from paper_lib.training.runs import is_finished, run
 
-# Wall-clock timings, and HF's end-of-training summary of the loss, which averages only over the last process's steps
-TIMING = ("step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss")
+TIMING = ("step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second")  # wall-clock
 TINY = dict(max_steps=6, warm_start_steps=20, train_size=200, val_size=16, eval_every=3, save_every=3, group_size=4,
             prompts_per_step=2, max_completion_length=12)  # fmt: skip
 
@@ -62,6 +63,44 @@ def test_a_resume_from_an_older_checkpoint_drops_the_abandoned_best(tmp_path):
     (tmp_path / "best" / "score.json").write_text(json.dumps({"step": 6, "accuracy": 0.5}))
     assert _prepare_run_dir(RunConfig(name="x"), tmp_path).name == "checkpoint-3"
     assert not (tmp_path / "best").exists()
+
+
+class _Interrupt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 4:  # after checkpoint-3 was saved
+            raise KeyboardInterrupt
+
+
+def test_train_loss_after_a_resume_averages_every_step(tmp_path, monkeypatch):
+    """HF's train_loss divides the losses of the steps since the resume by all the steps; the run's is their mean."""
+    from paper_lib.training import runs
+
+    cfg = RunConfig(name="r", **(TINY | {"eval_every": 0}))
+    whole = run(cfg, tmp_path / "whole", cache=tmp_path / "cache")
+    build = runs.build_trainer
+
+    def interrupted(*args):
+        trainer = build(*args)
+        trainer.add_callback(_Interrupt())
+        return trainer
+
+    monkeypatch.setattr(runs, "build_trainer", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "resumed", cache=tmp_path / "cache")
+    monkeypatch.setattr(runs, "build_trainer", build)
+    resumed = run(cfg, tmp_path / "resumed", cache=tmp_path / "cache")
+    assert json.loads((resumed / "manifest.json").read_text())["resumed_from"] == ["checkpoint-3"]
+    summary = [r["train_loss"] for r in read_jsonl(resumed / "metrics.jsonl") if "train_loss" in r]
+    losses = [r["loss"] for r in read_jsonl(whole / "metrics.jsonl") if "loss" in r]
+    assert len(summary) == 1 and len(losses) == 6
+    assert summary == [r["train_loss"] for r in read_jsonl(whole / "metrics.jsonl") if "train_loss" in r]
+    assert summary[0] == pytest.approx(sum(losses) / 6, rel=1e-12)
+    assert summary[0] != pytest.approx(sum(losses[3:]) / 6, rel=1e-6)  # what HF reports after the resume
+
+
+def test_mean_step_loss_weights_rows_by_the_steps_they_average():
+    rows = [{"step": 2, "loss": 1.0}, {"step": 3, "loss": 4.0}, {"step": 3, "val/accuracy": 0.5}]
+    assert mean_step_loss(rows, 3) == pytest.approx((2 * 1.0 + 4.0) / 3)
 
 
 def test_a_skipped_checkpoint_is_reported_in_train_log(tmp_path):

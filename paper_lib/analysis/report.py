@@ -72,8 +72,12 @@ def _table1(scale, root) -> list[dict]:
                 "why": "pooled sign-flip test and 95% CI of the paired difference (analysis.toy_verdict); "
                 "'not reproduced' needs p < 0.05 against λ, or no effect with a CI below half the "
                 "paper's Δ (table1_toy, table_toy_seeds)"
-                + ("; interim: the tier is still being trained, and its verdict is decided again, by the same "
-                   "rule, once every planned pair is in" if complete else ""),
+                + (
+                    "; interim: the tier is still being trained, and its verdict is decided again, by the same "
+                    "rule, once every planned pair is in"
+                    if complete
+                    else ""
+                ),
             }
         )
     rows += _toy_footnote(scale, root) + _toy_ablation(scale, root)

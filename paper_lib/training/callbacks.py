@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from paper_lib.rundir import read_json, write_json
+from paper_lib.rundir import read_json, read_jsonl, write_json
 from paper_lib.training.checkpoints import SEAL, seal
 
-__all__ = ["RunRecorder", "GreedyValidation", "counting"]
+__all__ = ["RunRecorder", "GreedyValidation", "counting", "mean_step_loss"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ def counting(reward_fn, target_metric: bool = False):
     return wrapped
 
 
+def mean_step_loss(rows: list[dict], steps: int) -> float:
+    """The training loss averaged over steps 1..``steps``, from logged rows that each average the steps since the
+    previous one (``logging_steps`` of them): what HF's ``train_loss`` is for a run that was never interrupted."""
+    total, last = 0.0, 0
+    for row in sorted((r for r in rows if "loss" in r), key=lambda r: r["step"]):
+        total, last = total + row["loss"] * (row["step"] - last), row["step"]
+    return total / max(steps, 1)
+
+
 class RunRecorder(TrainerCallback):
     """Per-step metrics, per-group process-set statistics, sampled completions, and checkpoint seals."""
 
@@ -75,6 +84,8 @@ class RunRecorder(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
+        if "train_loss" in logs:  # HF's summary averages only the steps this process trained; the log has them all
+            logs["train_loss"] = mean_step_loss(read_jsonl(self.run_dir / "metrics.jsonl"), state.global_step)
         _append(self.run_dir / "metrics.jsonl", [{"step": state.global_step, **logs}])
         if self.trainer is not None:
             _append(self.run_dir / "groups.jsonl", self.trainer.group_stats)
