@@ -1,6 +1,7 @@
 """The paper scale's data and scoring (OpenRS, the five benchmarks, math-verify), on local fixtures."""
 
 import json
+import random
 
 import pytest
 from conftest import REPO
@@ -80,8 +81,60 @@ def test_standardize_names_what_is_wrong():
         paper_data.standardize(Dataset.from_list([{"problem": "p", "answer": "1"}]), source)
     with pytest.raises(ValueError, match="row 0: empty gold answer"):
         paper_data.standardize(Dataset.from_list([{"question": "p", "answer": " "}]), source)
-    listed = paper_data.standardize(Dataset.from_list([{"question": "p", "answer": ["1", "2"]}]), source)
-    assert listed[0]["gold"] == "1, 2"
+    listed = paper_data.standardize(Dataset.from_list([{"question": "p", "answer": ["$1$", "2"]}]), source)
+    assert listed[0]["gold"] == "$1, 2$"  # several answers: one set
+    with pytest.raises(ValueError, match=r"row 0: gold answer in column 'answer' is a dict"):
+        paper_data.standardize(Dataset.from_list([{"question": "p", "answer": {"value": "1"}}]), source)
+    with pytest.raises(ValueError, match="has no rows"):
+        paper_data.standardize(Dataset.from_list([]), source)
+
+
+def test_an_empty_data_file_is_named(tmp_path):
+    (tmp_path / "aime24.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="aime24: data file .*aime24.jsonl is empty"):
+        paper_data.load_benchmarks(["aime24"], data_dir=tmp_path, cache_dir=str(tmp_path / "c"))
+    with pytest.raises(FileNotFoundError, match="amc23: no data file"):
+        paper_data.load_benchmarks(["amc23"], data_dir=tmp_path, cache_dir=str(tmp_path / "c"))
+
+
+def test_a_duplicated_problem_never_sits_in_both_splits():
+    rows = [{"problem": f"p{i % 5}", "gold": "$1$"} for i in range(12)]  # 5 distinct problems, most of them twice
+    data = Dataset.from_list([r | {"id": str(i)} for i, r in enumerate(rows)])
+    for seed in range(20):
+        train, val = paper_data.openrs_splits(data, val_size=2, seed=seed)
+        assert len(set(val["problem"])) == len(val) == 2 and not set(val["problem"]) & set(train["problem"])
+        assert len(train) == sum(p not in val["problem"] for p in data["problem"])  # every copy of the rest trains
+    distinct = Dataset.from_list([{"problem": f"p{i}", "id": str(i)} for i in range(9)])
+    train, val = paper_data.openrs_splits(distinct, val_size=3, seed=4)
+    order = list(range(9))
+    random.Random(4).shuffle(order)
+    assert val["id"] == [str(i) for i in order[:3]] and train["id"] == [str(i) for i in order[3:]]  # as before
+
+
+# Gold answers as each benchmark stores them (hub row → standardised gold), with a right and a wrong boxed answer.
+GOLD_FORMATS = [  # benchmark, raw gold value, right answer, wrong answer
+    ("aime24", "033", "33", "3"),
+    ("aime24", "204", "204", "24"),
+    ("amc23", 27.0, "27", "2.7"),
+    ("amc23", "\\frac{9}{4}", "2.25", "9"),
+    ("olympiadbench", "$\\frac{1}{2}$", "0.5", "2"),
+    ("olympiadbench", "1, 2", "1, 2", "2"),  # plain text: the last number alone would be 2
+    ("olympiadbench", "(1, 2)", "(1, 2)", "2"),
+    ("olympiadbench", "{1, 2}", "\\{1, 2\\}", "2"),
+    ("olympiadbench", ["$1$", "$2$"], "1, 2", "2"),  # several answers in a list: a set
+    ("olympiadbench", "3\\sqrt{2}", "3\\sqrt{2}", "3"),  # plain text: would be 3
+    ("olympiadbench", "(-\\infty, 3]", "(-\\infty, 3]", "3"),
+    ("math500", "So the pair is $\\boxed{(1, 2)}$.", "(1, 2)", "2"),
+    ("minerva", "$f=1/T=\\boxed{0.5}$ Hz.", "0.5", "5"),
+]
+
+
+@pytest.mark.parametrize(("name", "raw", "right", "wrong"), GOLD_FORMATS)
+def test_gold_answers_in_each_benchmarks_formats(name, raw, right, wrong):
+    source = paper_data.BENCHMARKS[name]
+    row = paper_data.standardize(Dataset.from_list([{source.question: "q", source.gold: raw}]), source)[0]
+    assert paper_data.score_completion(f"so \\boxed{{{right}}}", row["gold"], row["gold_extraction"]) == 1.0
+    assert paper_data.score_completion(f"so \\boxed{{{wrong}}}", row["gold"], row["gold_extraction"]) == 0.0
 
 
 def test_prompts_have_one_bos_and_match_trl(tok):

@@ -147,6 +147,19 @@ def test_a_finished_paper_run_is_not_redone_and_a_changed_one_is_refused(mirror,
         paper_runs.run(_tiny("overlap/G6", mirror, eval_every=0, seed=1), tmp_path)
 
 
+def test_a_preset_whose_model_cannot_be_had_writes_nothing(mirror, tmp_path, monkeypatch):
+    """Offline and not in the hub cache (or a mirror without the model): refused before a run directory exists."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(paper_runs, "_in_hub_cache", lambda hub_id: False)
+    with pytest.raises(RuntimeError, match="DeepSeek-R1-Distill-Qwen-1.5B is not in the local hub cache"):
+        paper_runs.main(["--preset", "downstream/qwen-1.5b_b0_lambda_grpo", "--root", str(tmp_path / "runs")])
+    empty = tmp_path / "empty_mirror"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="lacks the model"):
+        paper_runs.run(paper_preset("overlap/G6", mirror=str(empty)), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_benchmarks_load_in_the_preset_precision(mirror, tmp_path, monkeypatch):
     from paper_lib.paper_scale import benchmarks as paper_eval
 

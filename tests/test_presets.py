@@ -90,7 +90,7 @@ def test_bad_presets_name_the_field(kw, field):
 def test_switch_values_are_parsed_strictly():
     import argparse
 
-    from paper_lib.paper_scale.recipe import parse_switch
+    from paper_lib.paper_scale.presets import parse_switch
 
     assert parse_switch("lora=False") == ("lora", False) and parse_switch("use_vllm=1") == ("use_vllm", True)
     for bad, field in (("lora=ture", "lora"), ("max_steps=abc", "max_steps"), ("use_vllm=", "use_vllm")):

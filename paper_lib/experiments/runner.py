@@ -40,7 +40,7 @@ class _Plan:
     sets: tuple[str, ...] = ()  # FIELD=VALUE, as given to --set
 
     def runs(self, name: str) -> list[tuple[str, RunConfig | PaperPreset]]:
-        from paper_lib.paper_scale.recipe import parse_switch
+        from paper_lib.paper_scale.presets import parse_switch
 
         return experiment_runs(name, self.scale, root=self.root, **dict(parse_switch(s) for s in self.sets))
 

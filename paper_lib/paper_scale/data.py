@@ -104,14 +104,24 @@ def _hub_dataset(source: MathSource, cache_dir: str | None) -> Dataset:
 def _raw_dataset(source: MathSource, data_files, cache_dir: str | None) -> Dataset:
     if data_files is None:
         return _hub_dataset(source, cache_dir)
-    files = [str(f) for f in data_files] if isinstance(data_files, list | tuple) else str(data_files)
+    files = [str(f) for f in data_files] if isinstance(data_files, list | tuple) else [str(data_files)]
+    for f in files:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"{source.key}: no data file {f}")
+        if not Path(f).read_bytes().strip():
+            raise ValueError(f"{source.key}: data file {f} is empty (expected JSON/JSONL rows in the hub's format)")
     return load_dataset("json", data_files=files, split="train", cache_dir=cache_dir)
 
 
 def _gold_string(value, source: MathSource, index: int) -> str:
-    """Gold answers become strings, as in the authors' ``str(x['solution'])``; a list becomes ``"a, b"``."""
-    if isinstance(value, list | tuple):
-        value = ", ".join(str(v) for v in value)
+    """Gold answers become strings, as in the authors' ``str(x['solution'])``. A list of answers (a problem with
+    several) becomes one LaTeX set, ``"$a, b$"``; anything but text, a number or such a list is refused."""
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+        value = "$" + ", ".join(str(v).strip().strip("$") for v in value) + "$" if value else None
+    if not isinstance(value, str | int | float | None):
+        kind = f"a {type(value).__name__} ({str(value)[:60]!r})"
+        raise ValueError(f"{source.key} row {index}: gold answer in column {source.gold!r} is {kind}; expected "
+                         "text, a number or a list of them")  # fmt: skip
     if value is None or str(value).strip() == "":
         raise ValueError(f"{source.key} row {index}: empty gold answer in column {source.gold!r}")
     return str(value)
@@ -119,6 +129,8 @@ def _gold_string(value, source: MathSource, index: int) -> str:
 
 def standardize(raw: Dataset, source: MathSource) -> Dataset:
     """``raw`` (the hub's columns) → ``id``, ``problem``, ``gold``, ``gold_extraction``, ``source``."""
+    if len(raw) == 0:
+        raise ValueError(f"{source.key} ({source.hub_id}) has no rows")
     missing = {source.question, source.gold} - set(raw.column_names)
     if missing:
         raise ValueError(
@@ -142,13 +154,21 @@ def openrs_splits(dataset: Dataset, val_size: int = 125, seed: int = 0) -> tuple
     """A seeded train/validation split (PAPER.md §4.1: 125 validation questions; their source is not stated).
 
     ``random.Random`` with an integer seed gives the same permutation on every Python version, so the split is
-    fixed by ``seed`` alone. The validation rows keep their order in the permutation.
+    fixed by ``seed`` alone. The validation rows keep their order in the permutation. A problem that occurs more
+    than once is validated once and never trained on: no copy of a validation problem is in the training split.
     """
-    if not isinstance(val_size, int) or not 1 <= val_size < len(dataset):
-        raise ValueError(f"val_size must be an integer in 1..{len(dataset) - 1}, got {val_size!r}")
+    if not isinstance(val_size, int) or not 1 <= val_size < len(set(dataset["problem"])):
+        raise ValueError(f"val_size must be an integer in 1..{len(set(dataset['problem'])) - 1} (the distinct "
+                         f"problems less one), got {val_size!r}")  # fmt: skip
     order = list(range(len(dataset)))
     random.Random(seed).shuffle(order)
-    return dataset.select(order[val_size:]), dataset.select(order[:val_size])
+    held_out, validation = set(), []
+    for i in order:  # the first val_size distinct problems of the permutation; their copies stay out of training
+        if len(held_out) < val_size and dataset[i]["problem"] not in held_out:
+            held_out.add(dataset[i]["problem"])
+            validation.append(i)
+    train = [i for i in order if dataset[i]["problem"] not in held_out]
+    return dataset.select(train), dataset.select(validation)
 
 
 def load_openrs(val_size: int = 125, seed: int = 0, data_files=None, cache_dir: str | None = None):
@@ -232,10 +252,18 @@ def _completion_config() -> list:
 
 
 def parse_gold(gold: str, extraction: str = "latex") -> list | None:
-    """The parsed gold answer, or None when math-verify finds nothing to compare against."""
+    r"""The parsed gold answer, or None when math-verify finds nothing to compare against.
+
+    A short answer field (``"latex+expr"``) is one expression: without ``$`` or ``\boxed`` it is read as
+    ``$gold$``, since math-verify's plain-text match keeps only the last number (``"1, 2"`` → 2, ``"(1, 2)"`` → 2,
+    ``"3\sqrt{2}"`` → 3), which scores the right answer 0 and a wrong one 1.
+    """
     from math_verify import parse
 
-    parsed = parse(str(gold), extraction_config=_configs(extraction), extraction_mode="first_match")
+    text = str(gold)
+    if extraction == "latex+expr" and "$" not in text and "\\boxed" not in text:
+        text = f"${text}$"
+    parsed = parse(text, extraction_config=_configs(extraction), extraction_mode="first_match")
     return parsed or None
 
 

@@ -106,7 +106,7 @@ def check_vllm() -> str | None:
 
 def check_mirror(mirror: str) -> str | None:
     """Every model folder and data file the paper scale reads, in the mirror's layout (``PaperPreset.mirror``)."""
-    from paper_lib.paper_scale.recipe import mirror_files
+    from paper_lib.paper_scale.presets import mirror_files
 
     missing = [n for n in mirror_files() if not (Path(mirror) / n).is_file()]
     return f"mirror {mirror}: lacks {', '.join(missing)}" if missing else None
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-cpu", action="store_true", help="a CPU dry run: a missing GPU is only a warning")
     parser.add_argument("--num-processes", type=int, default=1, help="the processes (GPUs) the runs will launch on")
     args = parser.parse_args(argv)
-    from paper_lib.paper_scale.recipe import parse_switch
+    from paper_lib.paper_scale.presets import parse_switch
 
     switches = dict(parse_switch(s) for s in args.sets)
     fatal, warnings = problems(args.scale, args.engine, args.hub_timeout, switches, args.allow_cpu,

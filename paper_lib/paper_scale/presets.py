@@ -7,6 +7,7 @@ normalisation, vLLM. :func:`grpo_config_kwargs` turns a preset into TRL's constr
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 
 __all__ = [
@@ -18,8 +19,11 @@ __all__ = [
     "chat_template_kwargs",
     "grpo_config_kwargs",
     "lora_config_kwargs",
+    "mirror_files",
     "paper_preset",
     "paper_presets",
+    "parse_switch",
+    "SWITCHES",
     "peft_config",
 ]
 
@@ -30,6 +34,16 @@ PAPER_MODELS: dict[str, str] = {
     "llama-1b": "meta-llama/Llama-3.2-1B-Instruct",  # "Llama" in Table 2 (PAPER.md §4.1)
     "gpt2": "openai-community/gpt2",  # GPT-2 small (124M), the synthetic toy task (PAPER.md §4.1)
 }
+
+
+def mirror_files() -> list[str]:
+    """What a complete mirror holds, relative to it: each model's ``config.json``, OpenRS and the five benchmarks."""
+    from paper_lib.paper_scale.data import BENCHMARK_NAMES
+
+    models = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
+    return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
+
+
 PAPER_LOSS_TYPES = ("grpo", "dapo")  # authors' code: 'grpo' per-sequence (their default) | 'dapo' (PAPER.md §7)
 PAPER_PRECISIONS = ("float32", "bf16")
 # PAPER.md §4.2: Llama's learning rate is "5e-7 / 1e-7 depending on β"; which β gets which rate is NOT stated
@@ -285,3 +299,37 @@ def peft_config(preset: PaperPreset):
             "pip install -r requirements-gpu.txt, or pass lora=False for full fine-tuning"
         ) from err
     return LoraConfig(**kwargs)
+
+
+# -- the --set FIELD=VALUE switches of the command lines (paper_scale, preflight, experiments) ---------------------
+def _boolean(text: str) -> bool:
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value
+
+
+SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a short trial run needs
+    "lora": _boolean,
+    "precision": str,
+    "loss_type": str,
+    "use_vllm": _boolean,
+    "vllm_mode": str,
+    "seed": int,
+    "max_steps": int,
+    "eval_every": int,
+    "max_completion_length": int,
+    "val_size": int,
+    "mirror": str,
+}
+
+
+def parse_switch(text: str) -> tuple[str, object]:
+    field, sep, value = text.partition("=")
+    if not sep or field not in SWITCHES:
+        known = ", ".join(sorted(SWITCHES))
+        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE with FIELD one of {known}; got {text!r}")
+    try:
+        return field, SWITCHES[field](value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--set {field}: {err}") from None

@@ -25,10 +25,13 @@ from pathlib import Path
 
 from paper_lib.paper_scale.presets import (
     PAPER_MODELS,
+    SWITCHES,
     PaperPreset,
     chat_template_kwargs,
     grpo_config_kwargs,
+    mirror_files,
     paper_preset,
+    parse_switch,
     peft_config,
 )
 
@@ -60,12 +63,10 @@ def policy_id(preset: PaperPreset) -> str:
     return str(folder)
 
 
-def mirror_files() -> list[str]:
-    """What a complete mirror holds, relative to it: each model's ``config.json``, OpenRS and the five benchmarks."""
-    from paper_lib.paper_scale.data import BENCHMARK_NAMES
+def _in_hub_cache(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
 
-    models = [f"{hub_id}/config.json" for hub_id in PAPER_MODELS.values()]
-    return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
 
 
 def _mirror_file(preset: PaperPreset, name: str) -> Path | None:
@@ -132,8 +133,15 @@ class PaperRecipe:
     """The paper scale's recipe for :func:`paper_lib.training.runs.run`: a preset → its policy and trainer parts."""
 
     def check(self, cfg) -> None:
+        """Before anything is written: a preset, whose model is in its mirror, or in the hub cache, or on a hub
+        that answers (a run started offline would otherwise leave a run directory that failed on its download)."""
+        from paper_lib.paper_scale.preflight import check_hub
+
         if not isinstance(cfg, PaperPreset):
             raise TypeError(f"the paper recipe trains a PaperPreset, got {type(cfg).__name__}")
+        hub_id = policy_id(cfg)  # in a mirror: raises when the mirror lacks the model
+        if cfg.mirror is None and not _in_hub_cache(hub_id) and (problem := check_hub()):
+            raise RuntimeError(f"{hub_id} is not in the local hub cache, and {problem}; or pass --set mirror=DIR")
 
     def policy(self, preset: PaperPreset, cache: Path) -> str:
         """The hub model as it is (no warm start, PAPER.md §4.1); ``cache`` is not used."""
@@ -196,39 +204,6 @@ def evaluate_run(preset: PaperPreset, run_dir: Path) -> None:
 
 
 # -- command line ------------------------------------------------------------------------------------------------
-def _boolean(text: str) -> bool:
-    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.strip().lower())
-    if value is None:
-        raise ValueError(f"expected true or false, got {text!r}")
-    return value
-
-
-_SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a short trial run needs
-    "lora": _boolean,
-    "precision": str,
-    "loss_type": str,
-    "use_vllm": _boolean,
-    "vllm_mode": str,
-    "seed": int,
-    "max_steps": int,
-    "eval_every": int,
-    "max_completion_length": int,
-    "val_size": int,
-    "mirror": str,
-}
-
-
-def parse_switch(text: str) -> tuple[str, object]:
-    field, sep, value = text.partition("=")
-    if not sep or field not in _SWITCHES:
-        known = ", ".join(sorted(_SWITCHES))
-        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE with FIELD one of {known}; got {text!r}")
-    try:
-        return field, _SWITCHES[field](value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--set {field}: {err}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     from paper_lib.paper_scale.presets import PAPER_EXPERIMENTS, paper_presets
 
@@ -242,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_switch,
         default=[],
         metavar="FIELD=VALUE",
-        help=f"override a preset field: {', '.join(sorted(_SWITCHES))}",
+        help=f"override a preset field: {', '.join(sorted(SWITCHES))}",
     )
     parser.add_argument("--root", default="results/paper/runs", help="runs folder: <root>/<experiment>/<name>")
     args = parser.parse_args(argv)
