@@ -19,6 +19,9 @@ else
 JOBS ?= 2
 endif
 LAUNCH ?= $(PY)
+# SCALE=paper: each run in a process of its own started by LAUNCH, each evaluation in another (IN_PROCESS=1: all in
+# one process, for a CPU dry run).
+RUNS_FLAGS := $(if $(filter paper,$(SCALE)),--launch "$(LAUNCH)" $(if $(IN_PROCESS),--in-process))
 SET ?=
 SETS := $(foreach s,$(SET),--set $(s))
 # ALLOW_CPU=1: a CPU dry run of SCALE=paper (with SET="mirror=… max_steps=2 …"); preflight then only warns about CUDA.
@@ -96,7 +99,7 @@ reproduce-locked: $(ENV) runs $(EXECUTED)
 # Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
 # redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
 runs: $(ENV) preflight ## train every run of SCALE not yet finished (JOBS workers)
-	$(LAUNCH) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS)
+	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS) $(RUNS_FLAGS)
 
 # Touched only when a run's manifest changed since the last time, so a `runs` that trained nothing leaves the
 # notebooks that read the runs up to date.

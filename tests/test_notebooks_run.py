@@ -66,8 +66,11 @@ def test_a_cpu_dry_run_of_the_paper_scale(tmp_path):
     (tmp_path / "executed").mkdir()
     for other in ("01_theorem", "06_overhead"):  # the report runs after every notebook; these two are not about
         (tmp_path / "executed" / f"{other}.ipynb").touch()  # the paper's runs, so they count as done here
-    out = _make(*executed, "SCALE=paper", "ALLOW_CPU=1", f"EXEC={tmp_path}/executed", f"RESULTS={tmp_path}/results",
-                f"SET=mirror={mirror} lora=false max_steps=2 val_size=4 eval_every=1")  # fmt: skip
+    # IN_PROCESS=1: the 130 runs in one process (a process per run, the GPU default, would add ~15 min of imports;
+    # test_paper_recipe.py checks that path)
+    sets = f"SET=mirror={mirror} lora=false max_steps=2 val_size=4 eval_every=1"
+    out = _make(*executed, "SCALE=paper", "ALLOW_CPU=1", "IN_PROCESS=1", f"EXEC={tmp_path}/executed",
+                f"RESULTS={tmp_path}/results", sets)  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = tmp_path / "results"
     summaries = sorted((results / "runs" / "training").glob("*/benchmarks/summary.json"))

@@ -203,6 +203,67 @@ def test_command_lines(capsys):
     assert len(capsys.readouterr().out.split()) == 8
 
 
+TINY_SETS = ["lora=false", "max_steps=1", "val_size=4", "eval_every=1", "max_completion_length=16"]
+
+
+def test_the_paper_scale_starts_a_process_per_run_and_per_evaluation(mirror, tmp_path, monkeypatch):
+    """Each run through the launcher (accelerate), each evaluation through plain Python, only for runs that have
+    one; a failed run is reported and not evaluated."""
+    import subprocess
+    import sys
+
+    commands = []
+
+    def fake_run(cmd, env=None):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1 if "training/qwen-1.5b_b0_grpo" in cmd else 0)
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    sets = [a for s in [f"mirror={mirror}", *TINY_SETS] for a in ("--set", s)]
+    code = runner.main(["run", "--scale", "paper", "--experiments", "process_sets", "training", "--root",
+                        str(tmp_path), "--launch", "accelerate launch --num_processes 2", *sets])  # fmt: skip
+    assert code == 1  # the failed run
+    trains = [c for c in commands if "worker" in c]
+    evals = [c for c in commands if "evaluate" in c]
+    assert len(trains) == 2 + 8 and len(evals) == 7 and len(commands) == 17
+    assert all(
+        c[:6] == ["accelerate", "launch", "--num_processes", "2", "-m", "paper_lib.experiments"] for c in trains
+    )
+    assert all(c[:3] == [sys.executable, "-m", "paper_lib.experiments"] for c in evals)
+    units = [c[c.index("--unit") + 1] for c in evals]
+    assert all(u.startswith("training/") for u in units) and "training/qwen-1.5b_b0_grpo" not in units
+    assert all(c[-len(sets) :] == sets and c[c.index("--root") + 1] == str(tmp_path) for c in commands)
+
+
+def test_a_unit_trains_then_evaluates_in_separate_commands(mirror, tmp_path):
+    sets = [a for s in [f"mirror={mirror}", *TINY_SETS] for a in ("--set", s)]
+    unit = ["--unit", "training/llama-1b_b0_lambda_grpo", "--scale", "paper", "--root", str(tmp_path), *sets]
+    assert runner.main(["worker", *unit]) == 0
+    run_dir = tmp_path / "runs" / "training" / "llama-1b_b0_lambda_grpo"
+    assert read_json(run_dir / "manifest.json")["status"] == "finished" and not (run_dir / "benchmarks").exists()
+    assert runner.main(["evaluate", *unit]) == 0
+    assert (run_dir / "benchmarks" / "summary.json").is_file()
+    assert (tmp_path / "runs" / "training" / "base_llama-1b" / "benchmarks" / "summary.json").is_file()
+    with pytest.raises(ValueError, match="no run training/nope at scale paper"):
+        runner.main(["evaluate", *unit[:1], "training/nope", *unit[2:]])
+
+
+@pytest.mark.slow
+def test_each_paper_run_really_has_a_process_of_its_own(mirror, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    sets = [a for s in [f"mirror={mirror}", *TINY_SETS] for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "paper_lib.experiments", "run", "--scale", "paper", "--experiments", "process_sets",
+           "--root", str(tmp_path), *sets]  # fmt: skip
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ,
+                         "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    writers = {(d / ".writer.lock").read_text().split()[1] for d in (tmp_path / "runs" / "process_sets").iterdir()}
+    assert len(writers) == 2 and str(os.getpid()) not in writers  # two processes, neither of them this one
+
+
 def test_a_toy_preset_samples_only_paths_of_the_tree(mirror, tmp_path):
     """GPT-2 small's stand-in (a tiny GPT-2 on a character tokenizer) in the mirror: every rollout is four of L/R,
     and the trained policy is the sampled one (entropy <= ln 2); the sampling-only ablation is not."""

@@ -2,6 +2,10 @@
 :mod:`paper_lib.experiments.plan` not yet finished, in ``jobs`` worker processes; a run that fails is reported and
 the others go on (rerun to redo it alone). Finished runs are skipped, so with every run present the command returns
 in seconds. ``list`` prints the plan without training.
+
+At the paper scale each run trains in a process of its own (``--launch``: the command that starts it, e.g.
+``accelerate launch …``), and each held-out evaluation in another, so vLLM never shares a GPU with an earlier run's
+cached memory or engine; ``--in-process`` keeps them all in one (the CPU dry run, where only imports would be saved).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import traceback
@@ -47,13 +52,27 @@ class _Plan:
     def units(self, names) -> list[tuple[str, str]]:
         return [(exp, run) for exp in names for run, _ in self.runs(exp)]
 
+    def config(self, exp: str, name: str) -> RunConfig | PaperPreset:
+        found = [cfg for run, cfg in self.runs(exp) if run == name]
+        if not found:
+            raise ValueError(f"no run {exp}/{name} at scale {self.scale}")
+        return _smoke(found[0]) if self.scale == "smoke" else found[0]
+
+    def folder(self, exp: str) -> Path:
+        return runs_root(self.scale, self.root) / exp
+
+    @property
+    def warmstart(self) -> Path:
+        return runs_root(self.scale, self.root) / "_warmstart"
+
     def argv(self) -> list[str]:
         return ["--scale", self.scale, *(["--root", str(self.root)] if self.root else []),
                 *(a for s in self.sets for a in ("--set", s))]  # fmt: skip
 
 
-def _run_units(plan: _Plan, units: list[tuple[str, str]]) -> int:
-    """Train the given runs in this process, one after another; a failing run does not stop the others.
+def _run_units(plan: _Plan, units: list[tuple[str, str]], evaluate: bool = True) -> int:
+    """Train the given runs in this process, one after another, then (``evaluate``) their held-out evaluations; a
+    failing run does not stop the others. Returns the number of failures.
 
     CPU scales run one thread per process: tiny models gain nothing from more, two workers on two cores do not
     oversubscribe, and the results do not depend on ``--jobs`` (a matmul's reduction order can depend on the thread
@@ -70,33 +89,67 @@ def _run_units(plan: _Plan, units: list[tuple[str, str]]) -> int:
     if plan.scale != "paper":
         torch.set_num_threads(1)
     configs = {(exp, r): c for exp in {e for e, _ in units} for r, c in plan.runs(exp)}
-    failed, trained, warmstart = 0, [], runs_root(plan.scale, plan.root) / "_warmstart"
+    failed, trained = 0, []
     for exp, name in tqdm(units, desc=f"runs ({plan.scale})"):
         cfg = _smoke(configs[(exp, name)]) if plan.scale == "smoke" else configs[(exp, name)]
         try:
             recipe = PAPER_RECIPE if isinstance(cfg, PaperPreset) else CPU_RECIPE
-            trained.append((exp, cfg, run(cfg, runs_root(plan.scale, plan.root) / exp, warmstart, recipe)))
+            trained.append((exp, cfg, run(cfg, plan.folder(exp), plan.warmstart, recipe)))
         except Exception:  # noqa: BLE001 - one run's failure must not stop the others; it is reported
             failed += 1
             log.error("run %s/%s failed:\n%s", exp, name, traceback.format_exc())
-    for exp, cfg, run_dir in tqdm(trained, desc=f"held-out evaluation ({plan.scale})"):
+    for exp, cfg, run_dir in tqdm(trained if evaluate else [], desc=f"held-out evaluation ({plan.scale})"):
         try:
-            _evaluate(exp, cfg, run_dir, warmstart)
+            _evaluate(exp, cfg, run_dir, plan.warmstart)
         except Exception:  # noqa: BLE001 - as above
             failed += 1
             log.error("evaluation of %s/%s failed:\n%s", exp, cfg.name, traceback.format_exc())
     return failed
 
 
+def _run_isolated(plan: _Plan, units: list[tuple[str, str]], launch: list[str]) -> int:
+    """The paper scale: each run in a process of its own, started with ``launch`` (``accelerate launch …`` for
+    several GPUs), then each held-out evaluation in a plain process of its own. A fresh process per run and per
+    evaluation gives vLLM a GPU that no earlier run's cached memory or engine still holds."""
+    failed, trained = 0, []
+    for exp, name in units:
+        cmd = [*launch, "-m", "paper_lib.experiments", "worker", "--unit", f"{exp}/{name}", *plan.argv()]
+        if subprocess.run(cmd, env={**os.environ}).returncode:
+            failed += 1
+            log.error("run %s/%s failed (its train.log says why)", exp, name)
+        elif _is_evaluated(exp, plan.config(exp, name)):
+            trained.append(f"{exp}/{name}")
+    for unit in trained:
+        cmd = [sys.executable, "-m", "paper_lib.experiments", "evaluate", "--unit", unit, *plan.argv()]
+        if subprocess.run(cmd, env={**os.environ}).returncode:
+            failed += 1
+            log.error("evaluation of %s failed", unit)
+    return failed
+
+
+def _evaluate_unit(plan: _Plan, exp: str, name: str) -> int:
+    cfg = plan.config(exp, name)
+    _evaluate(exp, cfg, plan.folder(exp) / cfg.name, plan.warmstart)
+    return 0
+
+
+def _is_evaluated(exp: str, cfg: RunConfig | PaperPreset) -> bool:
+    """Whether a run has Table 2's held-out evaluation: the paper presets that keep their best checkpoint, and the
+    CPU scales' training and normalisation-ablation runs."""
+    return cfg.keep_best if isinstance(cfg, PaperPreset) else exp in ("training", "norm_ablation")
+
+
 def _evaluate(exp: str, cfg: RunConfig | PaperPreset, run_dir: Path, warmstart: Path) -> None:
     """Table 2's held-out sets for the runs that have them: the five benchmarks at the paper scale (best
     checkpoint and base model), the five arithmetic levels otherwise."""
+    if not _is_evaluated(exp, cfg):
+        return
     if isinstance(cfg, PaperPreset):
-        if cfg.keep_best and os.environ.get("RANK", "0") == "0":
+        if os.environ.get("RANK", "0") == "0":
             from paper_lib.paper_scale.recipe import evaluate_run as evaluate_paper_run
 
             evaluate_paper_run(cfg, run_dir)
-    elif exp in ("training", "norm_ablation"):
+    else:
         from paper_lib.experiments.downstream import evaluate_run
 
         evaluate_run(cfg, run_dir, warmstart)
@@ -108,17 +161,20 @@ def _phases(names) -> list[list[str]]:
     return [p for p in ([n for n in names if n not in later], later) if p]
 
 
-def _launch(plan: _Plan, names, jobs: int) -> int:
+def _launch(plan: _Plan, names, jobs: int, launch: list[str] | None) -> int:
     """Train phase by phase (:func:`_phases`); a phase that fails stops the ones that depend on it."""
     for phase in _phases(names):
-        if code := _launch_phase(plan, phase, jobs):
+        if code := _launch_phase(plan, phase, jobs, launch):
             return code
     return 0
 
 
-def _launch_phase(plan: _Plan, names, jobs: int) -> int:
-    """Split the runs over ``jobs`` worker processes (each imports TRL once) and wait for all of them."""
+def _launch_phase(plan: _Plan, names, jobs: int, launch: list[str] | None) -> int:
+    """Split the runs over ``jobs`` worker processes (each imports TRL once) and wait for all of them; with
+    ``launch``, one process per run and per evaluation (:func:`_run_isolated`)."""
     units = plan.units(names)
+    if launch is not None:
+        return 1 if _run_isolated(plan, units, launch) else 0
     if jobs <= 1:
         return 1 if _run_units(plan, units) else 0
     procs = []
@@ -131,12 +187,17 @@ def _launch_phase(plan: _Plan, names, jobs: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "worker", "list"])
+    parser.add_argument("command", choices=["run", "worker", "evaluate", "list"])
     parser.add_argument("--scale", default="small", choices=SCALES)
     parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--shard", default="0/1", help="k/n: this worker trains every n-th run starting at k")
     parser.add_argument("--root", default=None, help="results folder (default results/<scale>)")
+    parser.add_argument("--unit", help="worker/evaluate: this one run, EXPERIMENT/NAME (worker: no evaluation)")
+    parser.add_argument("--launch", default=None, help="paper scale: the command that starts a run's process "
+                        "(default: this Python; e.g. 'accelerate launch --config_file …')")  # fmt: skip
+    in_process = "paper scale: all runs and evaluations in this process (a CPU dry run; not for GPUs, see above)"
+    parser.add_argument("--in-process", action="store_true", help=in_process)
     parser.add_argument(
         "--set",
         dest="sets",
@@ -155,7 +216,17 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as err:  # toy_best before the sweep has finished
                 print(f"# {', '.join(phase)}: {err}")
         return 0
+    if args.command in ("worker", "evaluate") and args.unit:
+        exp, _, name = args.unit.partition("/")
+        plan.config(exp, name)  # an unknown unit is named here
+        if args.command == "evaluate":
+            return _evaluate_unit(plan, exp, name)
+        return 1 if _run_units(plan, [(exp, name)], evaluate=False) else 0
+    if args.command == "evaluate":
+        parser.error("evaluate needs --unit EXPERIMENT/NAME")
     if args.command == "worker":
         k, n = map(int, args.shard.split("/"))
         return 1 if _run_units(plan, plan.units(args.experiments)[k::n]) else 0
-    return _launch(plan, args.experiments, args.jobs)
+    isolate = args.scale == "paper" and not args.in_process
+    launch = shlex.split(args.launch) if args.launch else [sys.executable]
+    return _launch(plan, args.experiments, args.jobs, launch if isolate else None)
