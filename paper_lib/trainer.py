@@ -118,11 +118,27 @@ class _WeightedBeta(float):
         return obj
 
     def __mul__(self, other):
-        if isinstance(other, torch.Tensor) and other.shape == self.weights.shape:
-            return float(self) * self.weights.to(other.dtype) * other
-        return float(self) * other
+        if not isinstance(other, torch.Tensor) or other.dim() == 0:
+            return float(self) * other
+        if other.shape != self.weights.shape:  # an unweighted KL would be a silent departure from Eq. 9
+            raise ValueError(
+                f"β multiplies a {tuple(other.shape)} tensor, but the λ weights are "
+                f"{tuple(self.weights.shape)}: TRL's per-token KL no longer lines up with them"
+            )
+        return float(self) * self.weights.to(other.dtype) * other
 
     __rmul__ = __mul__
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """``tensor * β`` lands here (torch's multiplication would take β for a plain float): weighted likewise."""
+        betas = [a for a in args if isinstance(a, _WeightedBeta)]
+        if func in _MULTIPLY and len(args) == 2 and len(betas) == 1 and not kwargs:
+            return betas[0] * next(a for a in args if a is not betas[0])
+        return func(*(float(a) if isinstance(a, _WeightedBeta) else a for a in args), **(kwargs or {}))
+
+
+_MULTIPLY = (torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.mul)
 
 
 class LambdaGRPOTrainer(GRPOTrainer):

@@ -116,3 +116,20 @@ def test_engine_choice():
         paper_eval.resolve_engine("vllm", object())
     with pytest.raises(ValueError, match="engine must be"):
         paper_eval.resolve_engine("sglang", "path")
+
+
+def test_the_evaluation_cli_fixes_a_dated_template_as_training_does(tmp_path, monkeypatch):
+    """Llama 3.2's template writes today's date unless told otherwise; training fixes it (presets), and so does the
+    standalone evaluation, without a flag to remember."""
+    from paper_lib.paper_scale.presets import LLAMA_DATE_STRING
+
+    dated = byte_tokenizer()
+    dated.chat_template = "{{ date_string }}" + dated.chat_template
+    dated.save_pretrained(tmp_path / "llama")
+    byte_tokenizer().save_pretrained(tmp_path / "qwen")
+    seen = []
+    monkeypatch.setattr(paper_eval, "evaluate_benchmarks", lambda *a, **kw: seen.append(kw["chat_template_kwargs"]))
+    monkeypatch.setattr(paper_eval, "load_benchmarks", lambda *a: {})
+    for folder, extra in (("llama", []), ("llama", ["--today"]), ("qwen", [])):
+        paper_eval.main(["evaluate", "--model", str(tmp_path / folder), "--out", str(tmp_path / "out"), *extra])
+    assert seen == [{"date_string": LLAMA_DATE_STRING}, None, None]

@@ -14,6 +14,7 @@ from paper_lib.experiments import plan as experiments
 from paper_lib.experiments import runner
 from paper_lib.paper_scale import boxed
 from paper_lib.paper_scale import recipe as paper_runs
+from paper_lib.paper_scale.data import BENCHMARK_NAMES
 from paper_lib.paper_scale.presets import PaperPreset, paper_preset, paper_presets
 from paper_lib.rundir import read_json
 from paper_lib.training import runs
@@ -244,8 +245,32 @@ def test_a_unit_trains_then_evaluates_in_separate_commands(mirror, tmp_path):
     assert runner.main(["evaluate", *unit]) == 0
     assert (run_dir / "benchmarks" / "summary.json").is_file()
     assert (tmp_path / "runs" / "training" / "base_llama-1b" / "benchmarks" / "summary.json").is_file()
+    sources = read_json(run_dir / "sources.json")  # what it read, pinned: the mirror's files by hash
+    assert set(sources) == {"mirror", "model", "openrs"} and len(sources["openrs"]["sha256"]) == 64
+    assert set(read_json(run_dir / "benchmarks" / "sources.json")) == {"mirror", "model", *BENCHMARK_NAMES}
     with pytest.raises(ValueError, match="no run training/nope at scale paper"):
         runner.main(["evaluate", *unit[:1], "training/nope", *unit[2:]])
+
+
+def test_hub_revisions_are_recorded_or_said_to_be_unknown(monkeypatch):
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    def dataset_info(self, repo):
+        if repo == "knoveleng/AMC-23":
+            raise OSError("offline")
+        return SimpleNamespace(sha=f"d-{repo}")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo: SimpleNamespace(sha=f"m-{repo}"))
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", dataset_info)
+    got = paper_runs.source_revisions(paper_preset("downstream/llama-1b_b0_grpo"), ["openrs", "amc23"])
+    assert got["model"] == {
+        "repo": "meta-llama/Llama-3.2-1B-Instruct",
+        "revision": "m-meta-llama/Llama-3.2-1B-Instruct",
+    }
+    assert got["openrs"] == {"repo": "knoveleng/open-rs", "revision": "d-knoveleng/open-rs"}
+    assert got["amc23"]["revision"] is None and "offline" in got["amc23"]["why"]
 
 
 @pytest.mark.slow

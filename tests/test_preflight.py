@@ -40,6 +40,7 @@ def test_preflight_checks(monkeypatch):
     assert "TRANSFORMERS_OFFLINE=1 is set" in preflight.check_hub()
     monkeypatch.setattr(preflight, "check_cuda", lambda: None)
     monkeypatch.setattr(preflight, "check_hub", lambda timeout_s: None)
+    monkeypatch.setattr(preflight, "check_gated", lambda timeout_s: None)
     monkeypatch.setattr(preflight, "check_peft", lambda: None)
     monkeypatch.setattr(preflight, "check_vllm", lambda: "vLLM: not installed")
     assert preflight.problems("paper", "auto") == ([], ["vLLM: not installed; generation uses HF generate"])
@@ -57,3 +58,35 @@ def test_preflight_checks_the_process_count_against_every_preset():
         assert message.startswith(f"{n} processes: the completions of toy (16 per step)") and "1, 2, 4, 8" in message
     fatal, _ = preflight.problems("paper", switches={"mirror": "/nonexistent"}, allow_cpu=True, num_processes=3)
     assert any(line.startswith("3 processes") for line in fatal)
+
+
+def test_preflight_checks_access_to_the_gated_llama(monkeypatch):
+    """A local stand-in for the hub that lets a file of the gated repo through only with the right token."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200 if self.headers.get("Authorization") == "Bearer good" else 401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    try:
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+        assert "HTTP 401, no token is set" in preflight.check_gated(timeout_s=5)
+        monkeypatch.setattr("huggingface_hub.get_token", lambda: "bad")
+        assert "HTTP 401, the token has no access" in preflight.check_gated(timeout_s=5)
+        monkeypatch.setattr("huggingface_hub.get_token", lambda: "good")
+        assert preflight.check_gated(timeout_s=5) is None
+    finally:
+        server.shutdown()
+    assert seen[-1] == ("/meta-llama/Llama-3.2-1B-Instruct/resolve/main/config.json", "Bearer good")

@@ -226,3 +226,18 @@ def test_an_unsaved_model_with_beta_is_refused_with_a_reason(policy):
     with pytest.raises(ValueError, match="save it first"):
         LambdaGRPOTrainer(model=model, reward_funcs=_length_reward, args=args, train_dataset=_data(),
                           processing_class=tokenizer)  # fmt: skip
+
+
+def test_the_weighted_beta_refuses_a_kl_that_does_not_line_up_with_the_weights():
+    """Eq. 9 weights the KL term too; a per-token KL of another shape must not fall back to an unweighted one."""
+    from paper_lib.trainer import _WeightedBeta
+
+    weights = torch.tensor([[1.0, 0.5], [0.25, 1.0]])
+    beta = _WeightedBeta(0.04, weights)
+    kl = torch.ones(2, 2)
+    assert torch.equal(beta * kl, 0.04 * weights) and torch.equal(kl * beta, 0.04 * weights)
+    assert beta * 2.0 == pytest.approx(0.08) and float(beta * torch.tensor(2.0)) == pytest.approx(0.08)  # scalars
+    with pytest.raises(ValueError, match=r"β multiplies a \(2, 3\) tensor, but the λ weights are \(2, 2\)"):
+        beta * torch.ones(2, 3)
+    with pytest.raises(ValueError, match="λ weights"):
+        torch.ones(3) * beta

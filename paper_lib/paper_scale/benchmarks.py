@@ -50,6 +50,7 @@ __all__ = [
     "main",
     "resolve_engine",
     "summarize",
+    "template_date",
 ]
 
 ADAPTER_CONFIG = "adapter_config.json"  # what PeftModel.save_pretrained writes next to the adapter weights
@@ -263,6 +264,13 @@ def evaluate_benchmarks(
     return summary
 
 
+def template_date(tokenizer, today: bool = False) -> dict | None:
+    """The chat-template arguments that fix the date a template writes (Llama 3.2's system turn) to the one the
+    paper-scale runs train and validate with; None for a template without a date, or with ``today``."""
+    dated = "date_string" in str(getattr(tokenizer, "chat_template", None) or "")
+    return {"date_string": LLAMA_DATE_STRING} if dated and not today else None
+
+
 def _tokenizer_source(model: str, tokenizer: str | None) -> str:
     """``--tokenizer``, else ``--model``; an adapter folder saved without a tokenizer falls back to its base."""
     if tokenizer:
@@ -283,12 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "hf"])
     parser.add_argument("--max-new-tokens", type=int, default=4096)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--llama-date", action="store_true", help=f"fix Llama's date_string to {LLAMA_DATE_STRING}")
+    parser.add_argument("--today", action="store_true", help="let a chat template that writes a date (Llama 3.2's) "
+                        f"write today's, not {LLAMA_DATE_STRING!r} as in training")  # fmt: skip
     args = parser.parse_args(argv)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source(args.model, args.tokenizer), padding_side="left")
-    kwargs = {"date_string": LLAMA_DATE_STRING} if args.llama_date else None
+    kwargs = template_date(tokenizer, today=args.today)
     summary = evaluate_benchmarks(args.model, tokenizer, load_benchmarks(args.benchmarks, args.data_dir), args.out,
                                   max_new_tokens=args.max_new_tokens, engine=args.engine, batch_size=args.batch_size,
                                   chat_template_kwargs=kwargs)  # fmt: skip

@@ -10,7 +10,8 @@ Checks at ``--scale paper``:
 - **CUDA**: ``torch.cuda.is_available()`` with at least one device (fatal).
 - **hub access** (fatal): ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` / ``HF_DATASETS_OFFLINE`` must not be set
   (the Makefile exports them for the offline scales), and the hub's API must answer a model-info request for
-  DeepSeek-R1-Distill-Qwen-1.5B within ``--hub-timeout`` seconds (``HF_ENDPOINT`` is respected). No token is read.
+  DeepSeek-R1-Distill-Qwen-1.5B within ``--hub-timeout`` seconds (``HF_ENDPOINT`` is respected), and the gated
+  Llama-3.2-1B-Instruct must let this machine's token (``HF_TOKEN`` or ``huggingface-cli login``) download a file.
 - **peft** (fatal): the presets train the authors' LoRA adapters by default; it comes with requirements-gpu.txt.
 - **vLLM** (optional, fatal only with ``--engine vllm`` or ``--set use_vllm=true``): installed, at a version trl 1.16
   accepts (0.22–0.31).
@@ -36,6 +37,7 @@ from paper_lib.paths import SCALES, check_scale
 __all__ = [
     "OFFLINE_VARIABLES",
     "check_cuda",
+    "check_gated",
     "check_hub",
     "check_mirror",
     "check_peft",
@@ -46,6 +48,7 @@ __all__ = [
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 PROBE_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # PAPER.md §4.1; public, so no token is needed
+GATED_MODEL = "meta-llama/Llama-3.2-1B-Instruct"  # PAPER.md §4.1; downloads need an accepted licence and a token
 VLLM_RANGE = ("0.22.0", "0.31.0")  # trl 1.16.0's `vllm` extra (STACK.md §2)
 _GPU_INSTALL = "pip install -r requirements-gpu.txt"
 
@@ -83,6 +86,28 @@ def check_hub(timeout_s: float = 3.0) -> str | None:
     if status >= 400:
         return f"hub access: {url} answered HTTP {status}; the paper scale needs the hub"
     return None
+
+
+def check_gated(timeout_s: float = 3.0) -> str | None:
+    """None if this machine may download Llama-3.2-1B-Instruct (a gated repo: its licence accepted on the hub, and a
+    token, from ``HF_TOKEN`` or ``huggingface-cli login``), else what to do. Call it once the hub answers."""
+    from huggingface_hub import get_token
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    url = f"{endpoint}/{GATED_MODEL}/resolve/main/config.json"
+    token = get_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD", headers=headers), timeout=timeout_s):
+            return None
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            how = "the token has no access" if token else "no token is set (HF_TOKEN or huggingface-cli login)"
+            return (f"gated model: {GATED_MODEL} answered HTTP {err.code}, {how}; accept its licence on the hub "
+                    "page with the account of the token, or leave out the llama-1b runs")  # fmt: skip
+        return f"gated model: {url} answered HTTP {err.code}"
+    except (OSError, ValueError) as err:
+        return f"gated model: {url} did not answer within {timeout_s:g} s ({err})"
 
 
 def check_peft() -> str | None:
@@ -150,6 +175,8 @@ def problems(
     switches = switches or {}
     engine = "vllm" if switches.get("use_vllm") else engine
     source = check_mirror(switches["mirror"]) if switches.get("mirror") else check_hub(hub_timeout_s)
+    if not source and not switches.get("mirror"):
+        source = check_gated(hub_timeout_s)
     cuda = check_cuda()
     peft = check_peft() if switches.get("lora", True) else None
     fatal = [p for p in (None if allow_cpu else cuda, source, peft, check_process_count(num_processes, switches)) if p]

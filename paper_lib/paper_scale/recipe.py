@@ -44,6 +44,7 @@ __all__ = [
     "validation_accuracy",
     "evaluate_run",
     "mirror_files",
+    "source_revisions",
     "parse_switch",
     "main",
 ]
@@ -149,9 +150,11 @@ class PaperRecipe:
 
     def parts(self, preset: PaperPreset, policy: str, run_dir: Path):
         from paper_lib.paper_scale.trainer import BoxedLambdaGRPOTrainer, PaperLambdaGRPOTrainer
-        from paper_lib.training.recipe import TrainerParts
+        from paper_lib.training.recipe import TrainerParts, is_main_process
 
         tokenizer = load_tokenizer(preset, policy)
+        if is_main_process():
+            _write_sources(run_dir / "sources.json", preset, ["openrs"] if preset.task != "toy_tree" else [])
         train, val, rewards = _data(preset, policy, run_dir)
         validate = None
         if val is not None:
@@ -173,6 +176,41 @@ def run(preset: PaperPreset, root: Path | str) -> Path:
     return runs.run(preset, root, recipe=PAPER_RECIPE)
 
 
+# -- provenance of the hub's model and data -------------------------------------------------------------------------
+def source_revisions(preset: PaperPreset, data: list[str]) -> dict:
+    """The model and the data sets (``"openrs"``, benchmark names) a run or evaluation reads, pinned: the hub commit of
+    each (``revision``; None with the reason when the hub cannot say, e.g. offline), or with a mirror the sha256 of
+    the files read from it."""
+    from paper_lib.paper_scale.data import BENCHMARKS, OPENRS
+    from paper_lib.rundir import sha256_file
+
+    sources = {"openrs": OPENRS} | BENCHMARKS
+    if preset.mirror is not None:
+        files = {"model": Path(policy_id(preset)) / "config.json"} | {
+            k: _mirror_file(preset, f"{k}.jsonl") for k in data
+        }
+        return {"mirror": preset.mirror} | {k: {"sha256": sha256_file(f)} for k, f in files.items()}
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    repos = {"model": (PAPER_MODELS[preset.model], api.model_info)}
+    repos |= {k: (sources[k].hub_id, api.dataset_info) for k in data}
+    out = {}
+    for key, (repo, info) in repos.items():
+        try:
+            out[key] = {"repo": repo, "revision": info(repo).sha}
+        except Exception as err:  # noqa: BLE001 - provenance is recorded as unknown, it never stops a run
+            out[key] = {"repo": repo, "revision": None, "why": repr(err)[:300]}
+    return out
+
+
+def _write_sources(path: Path, preset: PaperPreset, data: list[str]) -> None:
+    from paper_lib.rundir import write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, source_revisions(preset, data))
+
+
 # -- Table 2 -------------------------------------------------------------------------------------------------------
 def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
     from paper_lib.paper_scale.benchmarks import evaluate_benchmarks
@@ -184,6 +222,7 @@ def _evaluate(preset: PaperPreset, model: str, out_dir: Path) -> None:
     if preset.mirror is not None:
         for name in BENCHMARK_NAMES:
             _mirror_file(preset, f"{name}.jsonl")
+    _write_sources(out_dir / "sources.json", preset, list(BENCHMARK_NAMES))
     evaluate_benchmarks(model, tokenizer, load_benchmarks(data_dir=preset.mirror), out_dir,
                         max_new_tokens=preset.max_completion_length, boxed_stop=preset.boxed_stop,
                         chat_template_kwargs=chat_template_kwargs(preset),
