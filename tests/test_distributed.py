@@ -69,3 +69,5 @@ def test_a_paper_preset_under_two_processes_writes_one_run_directory(tmp_path):
     groups = pd.read_parquet(run_dir / "groups.parquet")
     assert groups.groupby("step").size().tolist() == [4, 4]  # 4 prompts × G = 6 per optimizer step, over 2 ranks
     assert (run_dir / "best" / "score.json").is_file() and (run_dir / "train.rank1.log").is_file()
+    for rank, log in enumerate(("train.log", "train.rank1.log")):  # validation is split, not repeated on each rank
+        assert (run_dir / log).read_text().count(f"validation: rank {rank} of 2 scored 2 of 4 items") == 2

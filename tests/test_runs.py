@@ -259,3 +259,30 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert _comparable(killed_dir) == _comparable(tmp_path / "ref" / "r")
     steps = [r["step"] for r in _comparable(killed_dir) if "loss" in r]
     assert steps == list(range(1, 41))  # no step lost or duplicated
+
+
+@pytest.mark.parametrize(("n", "world"), [(1, 1), (7, 1), (125, 4), (65, 4), (3, 8), (16, 3)])
+def test_validation_shards_cover_the_items_once_with_equal_lengths(n, world):
+    from paper_lib.training.evaluate import shard_indices
+
+    shards = [shard_indices(n, rank, world) for rank in range(world)]
+    assert len({len(indices) for indices, _ in shards}) == 1  # the same generate calls on every rank (ZeRO-3)
+    real = sorted(i for indices, k in shards for i in indices[:k])
+    assert real == list(range(n))  # each item scored exactly once
+
+
+def test_validation_on_one_process_scores_every_item():
+    from datasets import Dataset
+
+    from paper_lib.training.evaluate import Validation, reward_summary, validate
+
+    data = Dataset.from_list([{"x": i} for i in range(5)])
+    seen = []
+
+    def rows(model, dataset):
+        seen.append(list(dataset["x"]))
+        return [{"reward": float(x % 2)} for x in dataset["x"]]
+
+    assert validate(Validation(data, rows, reward_summary), model=None) == reward_summary(
+        [{"reward": float(x % 2)} for x in range(5)])  # fmt: skip
+    assert seen == [[0, 1, 2, 3, 4]]

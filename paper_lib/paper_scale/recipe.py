@@ -41,7 +41,8 @@ __all__ = [
     "PAPER_RECIPE",
     "PaperRecipe",
     "run",
-    "validation_accuracy",
+    "validation_rows",
+    "validation_summary",
     "evaluate_run",
     "mirror_files",
     "source_revisions",
@@ -120,12 +121,18 @@ def _args(preset: PaperPreset, run_dir: Path, tokenizer):
     return LambdaGRPOConfig(**kwargs)
 
 
-def validation_accuracy(model, tokenizer, dataset, preset: PaperPreset) -> dict:
-    """Greedy accuracy ± SEM on the validation questions, with the boxed stop (the authors' ``validate``)."""
-    from paper_lib.paper_scale.benchmarks import greedy_rows, summarize
+def validation_rows(model, dataset, tokenizer, preset: PaperPreset) -> list[dict]:
+    """Each validation question's greedy answer and score, with the boxed stop (the authors' ``validate``)."""
+    from paper_lib.paper_scale.benchmarks import greedy_rows
 
-    rows = greedy_rows(model, tokenizer, dataset, "val", max_new_tokens=preset.max_completion_length,
+    return greedy_rows(model, tokenizer, dataset, "val", max_new_tokens=preset.max_completion_length,
                        boxed_stop=preset.boxed_stop, chat_template_kwargs=chat_template_kwargs(preset))  # fmt: skip
+
+
+def validation_summary(rows: list[dict]) -> dict:
+    """Greedy accuracy ± SEM over the scorable validation questions, and how many were unscorable."""
+    from paper_lib.paper_scale.benchmarks import summarize
+
     summary = summarize(rows)
     return {f"val/{k}": summary[k] for k in ("accuracy", "sem", "n_unscorable")}
 
@@ -150,6 +157,7 @@ class PaperRecipe:
 
     def parts(self, preset: PaperPreset, policy: str, run_dir: Path):
         from paper_lib.paper_scale.trainer import BoxedLambdaGRPOTrainer, PaperLambdaGRPOTrainer
+        from paper_lib.training.evaluate import Validation
         from paper_lib.training.recipe import TrainerParts, is_main_process
 
         tokenizer = load_tokenizer(preset, policy)
@@ -158,7 +166,8 @@ class PaperRecipe:
         train, val, rewards = _data(preset, policy, run_dir)
         validate = None
         if val is not None:
-            validate = functools.partial(validation_accuracy, tokenizer=tokenizer, dataset=val, preset=preset)
+            rows = functools.partial(validation_rows, tokenizer=tokenizer, preset=preset)
+            validate = Validation(val, rows, validation_summary)
         return TrainerParts(tokenizer=tokenizer, train_dataset=train, reward_funcs=rewards,
                             args=_args(preset, run_dir, tokenizer),
                             trainer_class=BoxedLambdaGRPOTrainer if preset.boxed_stop else PaperLambdaGRPOTrainer,

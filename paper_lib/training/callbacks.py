@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 
 from paper_lib.rundir import read_json, read_jsonl, write_json
 from paper_lib.training.checkpoints import SEAL, seal
+from paper_lib.training.evaluate import validate
 
 __all__ = ["RunRecorder", "GreedyValidation", "counting", "mean_step_loss"]
 
@@ -116,15 +117,16 @@ _TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "traini
 
 
 class GreedyValidation(TrainerCallback):
-    """Greedy accuracy on a validation set every ``every`` steps; the best model is kept in ``run_dir/best``.
+    """Greedy accuracy on a validation set every ``every`` steps (a :class:`~.evaluate.Validation`, its items split
+    over the ranks); the best model is kept in ``run_dir/best``.
 
     An improvement forces a checkpoint at that step, and ``best/`` is a copy of that sealed checkpoint's model files
     (not a fresh ``save_pretrained`` of rank 0's model, which under ZeRO-3 holds only its partition), so ``best/``
     never holds a step that a resumed run would replay.
     """
 
-    def __init__(self, run_dir: Path, every: int, evaluate):
-        self.run_dir, self.every, self.evaluate = run_dir, every, evaluate
+    def __init__(self, run_dir: Path, every: int, validation):
+        self.run_dir, self.every, self.validation = run_dir, every, validation
         score = run_dir / "best" / "score.json"
         self.best = read_json(score)["accuracy"] if score.is_file() else -math.inf
         self.pending: dict | None = None
@@ -132,7 +134,7 @@ class GreedyValidation(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if not self.every or (state.global_step % self.every and state.global_step != state.max_steps):
             return
-        result = self.evaluate(model)
+        result = validate(self.validation, model)  # split over the ranks; every rank gets the same result
         if state.is_world_process_zero:
             _append(self.run_dir / "metrics.jsonl", [{"step": state.global_step, **result}])
         log.info("step %d validation %s", state.global_step, result)

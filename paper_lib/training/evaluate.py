@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["greedy_completions", "greedy_accuracy", "accuracy_sem"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "greedy_completions",
+    "accuracy_sem",
+    "Validation",
+    "validate",
+    "shard_indices",
+    "reward_rows",
+    "reward_summary",
+]
 
 
 def accuracy_sem(correct: list[float]) -> tuple[float, float]:
@@ -54,10 +67,53 @@ def greedy_completions(model, tokenizer, prompts: list[str], max_new_tokens: int
     return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-def greedy_accuracy(model, tokenizer, dataset, reward_fn, max_new_tokens: int, prefix: str = "val/") -> dict:
-    """Accuracy (reward ≥ 1 counts as correct), its SEM, and the mean reward of greedy completions on ``dataset``."""
+# -- validation during training, split over the ranks ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Validation:
+    """What greedy validation scores: ``rows(model, dataset)`` gives one dict per item, ``summary(rows)`` the logged
+    ``{"val/…": value}``. :func:`validate` splits the items over the ranks of a distributed run."""
+
+    dataset: object  # a datasets.Dataset
+    rows: Callable
+    summary: Callable
+
+
+def shard_indices(n: int, rank: int, world: int) -> tuple[list[int], int]:
+    """Rank ``rank``'s items of ``n`` (every ``world``-th), padded by repeating one so that every rank scores the same
+    number (under ZeRO-3 all ranks must run the same generate calls), and how many of them are real."""
+    if not 0 <= rank < world or n < 1:
+        raise ValueError(f"need 0 <= rank < world and n >= 1, got rank {rank}, world {world}, n {n}")
+    mine = list(range(rank, n, world))
+    size = -(-n // world)
+    return mine + [mine[-1] if mine else 0] * (size - len(mine)), len(mine)
+
+
+def validate(validation: Validation, model) -> dict:
+    """Every rank scores its share of the items (:func:`shard_indices`), the rows are gathered, and every rank
+    computes the same summary: one validation's cost in all, and one decision (a new best, a checkpoint) on all."""
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    indices, real = shard_indices(len(validation.dataset), rank, world)
+    rows = validation.rows(model, validation.dataset.select(indices))[:real]
+    log.info("validation: rank %d of %d scored %d of %d items", rank, world, real, len(validation.dataset))
+    if distributed:
+        parts = [None] * world
+        dist.all_gather_object(parts, rows)
+        rows = [row for part in parts for row in part]
+    return validation.summary(rows)
+
+
+def reward_rows(model, dataset, tokenizer, reward_fn, max_new_tokens: int) -> list[dict]:
+    """The reward of each item's greedy completion (None, unscorable, counts as 0)."""
     columns = {k: dataset[k] for k in dataset.column_names if k != "prompt"}
     completions = greedy_completions(model, tokenizer, dataset["prompt"], max_new_tokens)
-    rewards = [float(r) if r is not None else 0.0 for r in reward_fn(completions=completions, **columns)]
+    return [{"reward": float(r) if r is not None else 0.0} for r in reward_fn(completions=completions, **columns)]
+
+
+def reward_summary(rows: list[dict], prefix: str = "val/") -> dict:
+    """Accuracy (reward ≥ 1 counts as correct), its SEM, and the mean reward."""
+    rewards = [r["reward"] for r in rows]
     acc, sem = accuracy_sem([float(r >= 1.0) for r in rewards])
     return {f"{prefix}accuracy": acc, f"{prefix}sem": sem, f"{prefix}reward": sum(rewards) / max(len(rewards), 1)}

@@ -25,7 +25,7 @@ from pathlib import Path
 from paper_lib.rundir import write_json
 from paper_lib.training import tasks, toy_start
 from paper_lib.training.config import RunConfig
-from paper_lib.training.evaluate import greedy_accuracy
+from paper_lib.training.evaluate import Validation, reward_rows, reward_summary
 from paper_lib.training.provenance import seed_everything
 
 __all__ = ["TrainerParts", "CpuRecipe", "CPU_RECIPE", "grpo_arguments", "is_main_process", "cuda"]
@@ -43,7 +43,7 @@ class TrainerParts:
     args: object  # a LambdaGRPOConfig
     trainer_class: type
     completions_every: int  # how often the recorder dumps sampled completions
-    validate: Callable | None = None  # model -> {"val/…": value}, every ``eval_every`` steps when given
+    validate: Validation | None = None  # greedy validation every ``eval_every`` steps, split over the ranks
     eval_every: int = 0
     target_metric: bool = False  # also log the share of completions that hit the toy target
     peft_config: object = None
@@ -111,8 +111,8 @@ class CpuRecipe:
         validate = None
         if val is not None:
             reward, max_new = task.reward_funcs()[0], cfg.max_completion_length
-            validate = functools.partial(greedy_accuracy, tokenizer=tokenizer, dataset=val, reward_fn=reward,
-                                         max_new_tokens=max_new)  # fmt: skip
+            rows = functools.partial(reward_rows, tokenizer=tokenizer, reward_fn=reward, max_new_tokens=max_new)
+            validate = Validation(val, rows, reward_summary)
         return TrainerParts(tokenizer=tokenizer, train_dataset=train, reward_funcs=task.reward_funcs(),
                             args=_grpo_args(cfg, run_dir, tokenizer, task), trainer_class=LambdaGRPOTrainer,
                             completions_every=cfg.completions_every, validate=validate, eval_every=cfg.eval_every,
