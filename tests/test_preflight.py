@@ -46,6 +46,8 @@ def test_preflight_checks(monkeypatch):
     assert preflight.problems("paper", "auto") == ([], ["vLLM: not installed; generation uses HF generate"])
     assert preflight.problems("paper", "vllm") == (["vLLM: not installed"], [])
     assert preflight.problems("paper", "hf") == ([], [])
+    served = preflight.problems("paper", "hf", switches={"use_vllm": True, "vllm_mode": "server"})[0]
+    assert len(served) == 2 and "serves one model" in served[0]  # one server for three models, and vLLM missing
     with pytest.raises(ValueError, match="scale must be one of"):
         preflight.problems("huge")
 

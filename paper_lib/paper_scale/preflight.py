@@ -42,6 +42,7 @@ __all__ = [
     "check_mirror",
     "check_peft",
     "check_vllm",
+    "check_vllm_server",
     "main",
     "problems",
 ]
@@ -137,6 +138,15 @@ def check_mirror(mirror: str) -> str | None:
     return f"mirror {mirror}: lacks {', '.join(missing)}" if missing else None
 
 
+def check_vllm_server(switches: dict) -> str | None:
+    """``vllm_mode=server`` for every run: one ``trl vllm-serve`` serves one model, and the plan trains three."""
+    if not (switches.get("use_vllm") and switches.get("vllm_mode") == "server"):
+        return None
+    return ("vllm_mode=server: a trl vllm-serve process serves one model, but `make reproduce` trains Qwen, Llama and "
+            "GPT-2 presets in turn; use the colocate mode for the whole set, or train one model's presets at a time "
+            "(python -m paper_lib.paper_scale --preset …) against a server of that model")  # fmt: skip
+
+
 def check_process_count(num_processes: int, switches: dict | None = None) -> str | None:
     """Whether every paper preset's completions per step split over ``num_processes`` × a micro-batch of 1."""
     from math import gcd
@@ -179,7 +189,9 @@ def problems(
         source = check_gated(hub_timeout_s)
     cuda = check_cuda()
     peft = check_peft() if switches.get("lora", True) else None
-    fatal = [p for p in (None if allow_cpu else cuda, source, peft, check_process_count(num_processes, switches)) if p]
+    server = check_vllm_server(switches)
+    fatal = [p for p in (None if allow_cpu else cuda, source, peft, check_process_count(num_processes, switches),
+                         server) if p]  # fmt: skip
     warnings = [f"{cuda}; running anyway (--allow-cpu: a dry run)"] if cuda and allow_cpu else []
     vllm = check_vllm() if engine != "hf" else None
     if vllm and engine == "vllm":
