@@ -52,7 +52,7 @@ else
 ENV := $(VENV)/.paper_lib-checked
 endif
 
-.PHONY: help setup setup-gpu preflight reproduce runs bench test test-slow test-all lab lint clean-smoke
+.PHONY: help setup setup-gpu preflight reproduce runs bench gpu-check test test-slow test-all lab lint clean-smoke
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -135,6 +135,15 @@ test-all: $(ENV) ## every tier (the gpu tier skips itself without CUDA)
 # The measurements of notebook 06 (which alone writes the committed table_overhead), into results/bench/ (ignored).
 bench: $(ENV) ## the kernel vs the authors' trie and λ-GRPO's step overhead, into results/bench/SCALE
 	$(PY) -m paper_lib.bench --scale $(SCALE) --results-dir $(CURDIR)/results/bench/$(SCALE)
+
+# On a GPU machine, one call of <= 10 minutes: the paper scale's CUDA path checked, a summary in GPU_CHECK_OUT
+# (paper_lib/bench/gpu_check.py). FORM=full needs the hub and .venv-gpu; stand-in needs neither (use VENV= for an
+# environment with torch preinstalled); auto picks. ALLOW_CPU=1: a dry run of the script without a GPU.
+FORM ?= auto
+GPU_CHECK_OUT ?= $(CURDIR)/results/gpu-check
+HUB_ON := $(if $(filter stand-in,$(FORM)),,env -u HF_HUB_OFFLINE -u TRANSFORMERS_OFFLINE -u HF_DATASETS_OFFLINE)
+gpu-check: $(ENV) ## on a GPU machine: the CUDA path in <= 10 min (FORM=full|stand-in|auto; ALLOW_CPU=1 dry run)
+	$(HUB_ON) $(PY) -m paper_lib.bench.gpu_check --form $(FORM) --out $(GPU_CHECK_OUT) $(if $(ALLOW_CPU),--allow-cpu)
 
 lab: $(ENV) ## JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab $(NB_DIR)

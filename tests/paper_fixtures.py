@@ -70,10 +70,11 @@ def random_qwen2(tok, seed: int = 0):
     return Qwen2ForCausalLM(cfg).eval()
 
 
-def build_mirror(root, answer: str = "4"):
+def build_mirror(root, answer: str = "4", layers: bool = False):
     """A hub mirror in the layout ``PaperPreset.mirror`` reads, from offline stand-ins: Qwen and Llama (layer-less
-    models that write ``\\boxed{answer}`` greedily, so every rollout stops at once), GPT-2 (a tiny random GPT-2 on
-    a character tokenizer), OpenRS and the five benchmarks from ``tests/fixtures/paper``."""
+    models that write ``\\boxed{answer}`` greedily, so every rollout stops at once; with ``layers``, one-layer random
+    Qwen2s instead, which LoRA's ``all-linear`` can adapt), GPT-2 (a tiny random GPT-2 on a character tokenizer),
+    OpenRS and the five benchmarks from ``tests/fixtures/paper``."""
     import shutil
     from pathlib import Path
 
@@ -87,7 +88,8 @@ def build_mirror(root, answer: str = "4"):
     for key, extra in (("qwen-1.5b", ()), ("llama-1b", ("<|end_of_text|>",))):
         tok = byte_tokenizer(extra)
         folder = root / PAPER_MODELS[key]
-        scripted_model(tok, script=f"\\boxed{{{answer}}}z", strength=30.0).save_pretrained(folder)
+        model = random_qwen2(tok) if layers else scripted_model(tok, script=f"\\boxed{{{answer}}}z", strength=30.0)
+        model.save_pretrained(folder)
         tok.save_pretrained(folder)
     chars = char_tokenizer("LR>")
     tiny_gpt2(len(chars), seed=0).save_pretrained(root / PAPER_MODELS["gpt2"])
