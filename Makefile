@@ -23,6 +23,9 @@ LAUNCH ?= $(PY)
 # one process, for a CPU dry run).
 RUNS_FLAGS := $(if $(filter paper,$(SCALE)),--launch "$(LAUNCH)" $(if $(IN_PROCESS),--in-process))
 SET ?=
+# REPORT_TO=tensorboard (or wandb): every run's metrics also go there (events in <run>/tensorboard/); none keeps the
+# committed results compact.
+REPORT_TO ?= none
 SETS := $(foreach s,$(SET),--set $(s))
 # ALLOW_CPU=1: a CPU dry run of SCALE=paper (with SET="mirror=… max_steps=2 …"); preflight then only warns about CUDA.
 # NPROC: the processes LAUNCH starts (preflight checks that every preset's batch splits over them).
@@ -99,7 +102,8 @@ reproduce-locked: $(ENV) runs $(EXECUTED)
 # Every training run of notebooks 02-05 as its own unit: finished runs are skipped, a failed one is reported (and
 # redone alone on the next call) without stopping the others; JOBS worker processes share the runs.
 runs: $(ENV) preflight ## train every run of SCALE not yet finished (JOBS workers)
-	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS) $(RUNS_FLAGS)
+	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS) $(RUNS_FLAGS) \
+		--report-to $(REPORT_TO)
 
 # Touched only when a run's manifest changed since the last time, so a `runs` that trained nothing leaves the
 # notebooks that read the runs up to date.

@@ -233,7 +233,8 @@ def test_the_paper_scale_starts_a_process_per_run_and_per_evaluation(mirror, tmp
     assert all(c[:3] == [sys.executable, "-m", "paper_lib.experiments"] for c in evals)
     units = [c[c.index("--unit") + 1] for c in evals]
     assert all(u.startswith("training/") for u in units) and "training/qwen-1.5b_b0_grpo" not in units
-    assert all(c[-len(sets) :] == sets and c[c.index("--root") + 1] == str(tmp_path) for c in commands)
+    assert all(c[-len(sets) - 2 : -2] == sets and c[c.index("--root") + 1] == str(tmp_path) for c in commands)
+    assert all(c[-2:] == ["--report-to", "none"] for c in commands)
 
 
 def test_a_unit_trains_then_evaluates_in_separate_commands(mirror, tmp_path):

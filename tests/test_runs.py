@@ -286,3 +286,27 @@ def test_validation_on_one_process_scores_every_item():
     assert validate(Validation(data, rows, reward_summary), model=None) == reward_summary(
         [{"reward": float(x % 2)} for x in range(5)])  # fmt: skip
     assert seen == [[0, 1, 2, 3, 4]]
+
+
+def test_metrics_also_reach_tensorboard_in_the_run_directory(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = RunConfig(name="tb", **(TINY | {"max_steps": 2, "eval_every": 0}))
+    run_dir = run(cfg, tmp_path, cache=tmp_path / "cache", report_to="tensorboard")
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert not list((run_dir / "checkpoint").rglob("events.out.tfevents*"))  # not under checkpoint/ (not kept)
+
+
+def test_unknown_or_missing_loggers_are_named_before_anything_is_written(tmp_path):
+    import importlib.util
+
+    from paper_lib.training.runs import check_report_to
+
+    assert check_report_to("none") == [] and check_report_to("tensorboard") == ["tensorboard"]
+    with pytest.raises(ValueError, match=r"unknown logger\(s\) \['tensorbord'\]"):
+        run(RunConfig(name="x", **TINY), tmp_path, report_to="tensorbord")
+    assert not (tmp_path / "x").exists()
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(ValueError, match="wandb is not installed"):
+            check_report_to("tensorboard,wandb")

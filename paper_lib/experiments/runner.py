@@ -43,6 +43,7 @@ class _Plan:
     scale: str
     root: Path | None = None
     sets: tuple[str, ...] = ()  # FIELD=VALUE, as given to --set
+    report_to: str = "none"  # loggers besides metrics.jsonl (committed results stay compact: none by default)
 
     def runs(self, name: str) -> list[tuple[str, RunConfig | PaperPreset]]:
         from paper_lib.paper_scale.presets import parse_switch
@@ -67,7 +68,7 @@ class _Plan:
 
     def argv(self) -> list[str]:
         return ["--scale", self.scale, *(["--root", str(self.root)] if self.root else []),
-                *(a for s in self.sets for a in ("--set", s))]  # fmt: skip
+                *(a for s in self.sets for a in ("--set", s)), "--report-to", self.report_to]  # fmt: skip
 
 
 def _run_units(plan: _Plan, units: list[tuple[str, str]], evaluate: bool = True) -> int:
@@ -94,7 +95,7 @@ def _run_units(plan: _Plan, units: list[tuple[str, str]], evaluate: bool = True)
         cfg = _smoke(configs[(exp, name)]) if plan.scale == "smoke" else configs[(exp, name)]
         try:
             recipe = PAPER_RECIPE if isinstance(cfg, PaperPreset) else CPU_RECIPE
-            trained.append((exp, cfg, run(cfg, plan.folder(exp), plan.warmstart, recipe)))
+            trained.append((exp, cfg, run(cfg, plan.folder(exp), plan.warmstart, recipe, plan.report_to)))
         except Exception:  # noqa: BLE001 - one run's failure must not stop the others; it is reported
             failed += 1
             log.error("run %s/%s failed:\n%s", exp, name, traceback.format_exc())
@@ -196,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unit", help="worker/evaluate: this one run, EXPERIMENT/NAME (worker: no evaluation)")
     parser.add_argument("--launch", default=None, help="paper scale: the command that starts a run's process "
                         "(default: this Python; e.g. 'accelerate launch --config_file …')")  # fmt: skip
+    parser.add_argument("--report-to", default="none", help="loggers that also get every metric (tensorboard, "
+                        "wandb, comma-separated); none keeps the results folder compact")  # fmt: skip
     in_process = "paper scale: all runs and evaluations in this process (a CPU dry run; not for GPUs, see above)"
     parser.add_argument("--in-process", action="store_true", help=in_process)
     parser.add_argument(
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    plan = _Plan(args.scale, Path(args.root) if args.root else None, tuple(args.sets))
+    plan = _Plan(args.scale, Path(args.root) if args.root else None, tuple(args.sets), args.report_to)
     if args.command == "list":
         for phase in _phases(args.experiments):
             try:

@@ -178,11 +178,11 @@ class PaperRecipe:
 PAPER_RECIPE = PaperRecipe()
 
 
-def run(preset: PaperPreset, root: Path | str) -> Path:
+def run(preset: PaperPreset, root: Path | str, report_to="none") -> Path:
     """Train one preset into ``root / preset.name`` (:func:`paper_lib.training.runs.run` with :data:`PAPER_RECIPE`)."""
     from paper_lib.training import runs
 
-    return runs.run(preset, root, recipe=PAPER_RECIPE)
+    return runs.run(preset, root, recipe=PAPER_RECIPE, report_to=report_to)
 
 
 # -- provenance of the hub's model and data -------------------------------------------------------------------------
@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"override a preset field: {', '.join(sorted(SWITCHES))}",
     )
     parser.add_argument("--root", default="results/paper/runs", help="runs folder: <root>/<experiment>/<name>")
+    parser.add_argument("--report-to", default="tensorboard", help="loggers that also get every metric: tensorboard "
+                        "(events in the run's tensorboard/), wandb, both comma-separated, or none")  # fmt: skip
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(f"{e}/{p.name}" for e in PAPER_EXPERIMENTS for p in paper_presets(e)))
@@ -275,5 +277,5 @@ def main(argv: list[str] | None = None) -> int:
     if not args.preset:
         parser.error("--preset is required (or --list)")
     preset = paper_preset(args.preset, **dict(args.switches))
-    print(run(preset, Path(args.root) / preset.experiment))
+    print(run(preset, Path(args.root) / preset.experiment, report_to=args.report_to))
     return 0

@@ -14,10 +14,14 @@ from paper_lib.training.config import RunConfig
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+_REPORT_TO_HELP = "loggers that also get every metric: tensorboard (in <run>/tensorboard), wandb, both, or none"
+
+
 @dataclass
 class Where:
     root: str = field(default="results/cli/runs", metadata={"help": "folder that receives the run directory"})
     cache: str | None = field(default=None, metadata={"help": "warm-start cache (default <root>/_warmstart)"})
+    report_to: str = field(default="tensorboard", metadata={"help": _REPORT_TO_HELP})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,5 +31,5 @@ def main(argv: list[str] | None = None) -> int:
     cfg, where = parser.parse_args_and_config(args=argv)
     from paper_lib.training.runs import run
 
-    print(run(cfg, where.root, where.cache))
+    print(run(cfg, where.root, where.cache, report_to=where.report_to))
     return 0

@@ -31,7 +31,16 @@ from paper_lib.training.checkpoints import checkpoint_step, latest_intact
 from paper_lib.training.provenance import device_name, git_state, seed_everything, utc_now, versions
 from paper_lib.training.recipe import CPU_RECIPE, TrainerParts, is_main_process
 
-__all__ = ["run", "build_trainer", "load_metrics", "one_writer", "is_finished", "check_coverage"]
+__all__ = [
+    "run",
+    "build_trainer",
+    "check_report_to",
+    "REPORTERS",
+    "load_metrics",
+    "one_writer",
+    "is_finished",
+    "check_coverage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +67,29 @@ def _log_to(path: Path):
 
 
 # -- the trainer ---------------------------------------------------------------------------------------------------
-def build_trainer(parts: TrainerParts, policy: Path | str, run_dir: Path):
-    """The λ-GRPO (or GRPO) trainer from a recipe's parts, with the run directory's recorders attached."""
+REPORTERS = ("none", "tensorboard", "wandb")
+_REPORTER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def check_report_to(report_to: str | tuple[str, ...] | list[str]) -> list[str]:
+    """``report_to`` (``"tensorboard"``, ``"tensorboard,wandb"``, ``"none"``…) as HF's list, or ValueError naming an
+    unknown logger or one whose package is missing, before anything is written."""
+    names = [n.strip() for n in (report_to.split(",") if isinstance(report_to, str) else report_to) if n.strip()]
+    unknown = [n for n in names if n not in REPORTERS]
+    if unknown or not names:
+        raise ValueError(f"report_to: unknown logger(s) {unknown or names}; choose from {list(REPORTERS)}")
+    import importlib.util
+
+    missing = [n for n in names if n != "none" and importlib.util.find_spec(_REPORTER_PACKAGES[n]) is None]
+    if missing:
+        raise ValueError(f"report_to: {', '.join(missing)} is not installed (pip install {' '.join(missing)})")
+    return [] if names == ["none"] else [n for n in names if n != "none"]
+
+
+def build_trainer(parts: TrainerParts, policy: Path | str, run_dir: Path, report_to: list[str] | None = None):
+    """The λ-GRPO (or GRPO) trainer from a recipe's parts, with the run directory's recorders attached; ``report_to``
+    (HF's loggers) also receive every metric, TensorBoard's events in ``run_dir/tensorboard``."""
+    parts.args.report_to = list(report_to or [])  # not part of the run's config: it changes no result
     recorder = RunRecorder(run_dir, parts.completions_every)
     callbacks = [recorder]
     if parts.validate is not None and parts.eval_every:
@@ -74,6 +104,9 @@ def build_trainer(parts: TrainerParts, policy: Path | str, run_dir: Path):
         peft_config=parts.peft_config,
     )
     recorder.trainer = trainer
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "TensorBoardCallback":  # by default it writes under checkpoint/ (not kept)
+            callback.logging_dir = str(run_dir / "tensorboard")
     _quiet_progress(trainer)
     return trainer
 
@@ -148,22 +181,23 @@ def _prepare_run_dir(cfg, run_dir: Path) -> Path | None:
     return ckpt
 
 
-def run(cfg, root: Path | str, cache: Path | str | None = None, recipe=CPU_RECIPE) -> Path:
+def run(cfg, root: Path | str, cache: Path | str | None = None, recipe=CPU_RECIPE, report_to="none") -> Path:
     """Train one run into ``root / cfg.name`` (skipped when finished; resumed when interrupted) with ``recipe`` (the
     CPU scales' by default). Only one process trains a run directory at a time (:func:`one_writer`); a second one
-    raises RuntimeError naming the first."""
+    raises RuntimeError naming the first. ``report_to``: loggers that get the metrics too (:func:`check_report_to`)."""
     recipe.check(cfg)
     cfg.validate()
+    report_to = check_report_to(report_to)
     run_dir = Path(root) / cfg.name
     if run_dir.resolve().parent != Path(root).resolve():
         raise ValueError(f"run name {cfg.name!r} leaves the root {root}")
     if not is_main_process():
-        return _run(cfg, run_dir, cache, root, recipe)
+        return _run(cfg, run_dir, cache, root, recipe, report_to)
     with one_writer(run_dir):
-        return _run(cfg, run_dir, cache, root, recipe)
+        return _run(cfg, run_dir, cache, root, recipe, report_to)
 
 
-def _run(cfg, run_dir: Path, cache: Path | str | None, root: Path | str, recipe) -> Path:
+def _run(cfg, run_dir: Path, cache: Path | str | None, root: Path | str, recipe, report_to: list[str]) -> Path:
     _check_same_config(cfg, run_dir)
     if is_finished(run_dir):
         log.info("run %s is finished; not redone", run_dir)
@@ -184,7 +218,7 @@ def _run(cfg, run_dir: Path, cache: Path | str | None, root: Path | str, recipe)
         try:
             policy = recipe.policy(cfg, Path(cache) if cache else Path(root) / "_warmstart")
             seed_everything(cfg.seed)
-            trainer = build_trainer(recipe.parts(cfg, policy, run_dir), policy, run_dir)
+            trainer = build_trainer(recipe.parts(cfg, policy, run_dir), policy, run_dir, report_to)
             start = time.perf_counter()
             trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         except BaseException as err:  # the manifest says why the run stopped (a rerun resumes or starts it again)
