@@ -1,5 +1,6 @@
 import sys
 
+from paper_lib.cli import run_main
 from paper_lib.training.cli import main
 
-sys.exit(main())
+sys.exit(run_main(main))

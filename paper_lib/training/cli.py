@@ -27,7 +27,9 @@ class Where:
 def main(argv: list[str] | None = None) -> int:
     from trl import TrlParser
 
-    parser = TrlParser((RunConfig, Where))
+    parser = TrlParser((RunConfig, Where), description="Train one GRPO or λ-GRPO run into <root>/<name>.",
+                       epilog="--config run.yaml reads these options from a YAML file (command-line values win); "
+                       "--debug shows the traceback of an error.")  # fmt: skip
     cfg, where = parser.parse_args_and_config(args=argv)
     from paper_lib.training.runs import run
 

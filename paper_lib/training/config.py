@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from paper_lib.paths import check_run_name
 
@@ -16,6 +16,13 @@ __all__ = ["RunConfig", "METHODS"]
 
 
 METHODS = ("grpo", "lambda_grpo", "scaled_grpo")
+
+
+def _opt(default, help_text: str):
+    """A field with its ``--help`` text (TRL's parser shows it with the default)."""
+    return field(default=default, metadata={"help": help_text})
+
+
 _TASKS = ("arithmetic", "toy_tree")
 _MODELS = ("tiny-qwen2", "smollm2-135m")
 
@@ -24,34 +31,34 @@ _MODELS = ("tiny-qwen2", "smollm2-135m")
 class RunConfig:
     """One training run: task, model, method and the GRPO settings. ``validate()`` names any bad field."""
 
-    name: str
-    task: str = "arithmetic"  # "arithmetic" | "toy_tree"
-    model: str = "tiny-qwen2"  # "tiny-qwen2" | "smollm2-135m"
-    method: str = "lambda_grpo"  # "grpo" (TRL's GRPO) | "lambda_grpo" (Eq. 9) | "scaled_grpo" (scale-matched control)
-    seed: int = 0  # sampling, data order; also the toy task's target
-    max_steps: int = 20
-    group_size: int = 8  # G, TRL's num_generations
-    prompts_per_step: int = 4
-    batch_size: int | None = None  # completions per optimizer step; default prompts_per_step * group_size
-    learning_rate: float = 1e-3
-    beta: float = 0.0  # KL coefficient (k3 estimator)
-    loss_type: str = "dapo"  # TRL's token-level normalisation: the objective under which Theorem 1 holds
-    temperature: float = 1.0
-    optim: str = "adamw_torch"  # HF's optimizer name; the toy runs use "adamw_torch_fused" (3x faster on CPU)
-    max_grad_norm: float = 1.0  # HF's default clipping; 0 turns it off (the authors' loop never clips)
-    max_completion_length: int = 24
-    train_size: int = 2000
-    val_size: int = 64
-    eval_every: int = 10  # greedy validation every N steps (0: never)
-    save_every: int = 10  # checkpoint every N steps
-    completions_every: int = 10  # dump the sampled completions every N steps (0: never)
-    warm_start_steps: int = 200  # supervised steps on worked solutions before RL (0: none)
-    warm_start_lr: float = 3e-3
-    init_seed: int = 0  # model init and warm start: shared by all runs of an experiment
-    task_seed: int = 0  # train / validation / test data
-    toy_n: int = 1  # toy task: other paths sharing the target's first n tokens get r_neg
-    toy_r_neg: float = -1.0
-    toy_mask: str = "policy"  # "policy": L/R for sampling and training | "sampling_only": the labelled ablation
+    name: str = field(metadata={"help": "run directory name under --root (a plain folder name)"})
+    task: str = _opt("arithmetic", "arithmetic (multi-level sums) or toy_tree (the paper's §4.3 L/R tree)")
+    model: str = _opt("tiny-qwen2", "tiny-qwen2 (random, offline) or smollm2-135m (pretrained, from a PyPI wheel)")
+    method: str = _opt("lambda_grpo", "grpo (TRL's GRPO), lambda_grpo (Eq. 9) or scaled_grpo (scale-matched control)")
+    seed: int = _opt(0, "sampling and data order; also the toy task's target")
+    max_steps: int = _opt(20, "RL steps (optimizer steps)")
+    group_size: int = _opt(8, "G: completions per prompt (TRL's num_generations)")
+    prompts_per_step: int = _opt(4, "prompts (groups) per step")
+    batch_size: int | None = _opt(None, "completions per optimizer step (default prompts_per_step × group_size)")
+    learning_rate: float = _opt(1e-3, "AdamW learning rate")
+    beta: float = _opt(0.0, "KL coefficient (the paper's k3 estimator; > 0 loads a reference model)")
+    loss_type: str = _opt("dapo", "TRL's normalisation: dapo (token-level, under which Theorem 1 holds) or grpo")
+    temperature: float = _opt(1.0, "sampling temperature")
+    optim: str = _opt("adamw_torch", "HF optimizer: adamw_torch or adamw_torch_fused (the toy runs; 3x faster on CPU)")
+    max_grad_norm: float = _opt(1.0, "gradient clipping (HF's default 1.0; 0 turns it off, as the authors' loop)")
+    max_completion_length: int = _opt(24, "new tokens per completion at most")
+    train_size: int = _opt(2000, "training prompts")
+    val_size: int = _opt(64, "validation prompts (greedy accuracy)")
+    eval_every: int = _opt(10, "greedy validation every N steps (0: never)")
+    save_every: int = _opt(10, "checkpoint every N steps (a killed run resumes from the last one)")
+    completions_every: int = _opt(10, "dump the sampled completions every N steps (0: never)")
+    warm_start_steps: int = _opt(200, "supervised steps on worked solutions before RL (0: none)")
+    warm_start_lr: float = _opt(3e-3, "warm-start learning rate")
+    init_seed: int = _opt(0, "model init and warm start (shared by the runs of an experiment)")
+    task_seed: int = _opt(0, "train / validation / test data")
+    toy_n: int = _opt(1, "toy task: other paths sharing the target's first n tokens get toy_r_neg (0-3)")
+    toy_r_neg: float = _opt(-1.0, "toy task: the reward of those paths")
+    toy_mask: str = _opt("policy", "toy task: policy (L/R for sampling and training) or sampling_only (the ablation)")
 
     @property
     def completions_per_step(self) -> int:
@@ -132,6 +139,6 @@ def _integers(cfg, fields) -> list[tuple[bool, str, str]]:
 
 def fail_first(owner: str, checks) -> None:
     """Raise ``ValueError("<owner>.<field>: <message>")`` for the first ``(ok, field, message)`` that is not ok."""
-    for ok, field, message in checks:
+    for ok, name, message in checks:
         if not ok:
-            raise ValueError(f"{owner}.{field}: {message}")
+            raise ValueError(f"{owner}.{name}: {message}")
