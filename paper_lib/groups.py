@@ -6,10 +6,10 @@ import torch
 
 __all__ = ["group_from_strings", "random_group", "FIG1_GROUP", "FIG1_REWARDS", "EXAMPLE_PRM_REWARDS"]
 
-# The paper's Fig. 1 group (PAPER.md §10 item 3) and its rewards read from the figure's reward bars.
+# The paper's Fig. 1 group (docs/paper.md §10 item 3) and its rewards read from the figure's reward bars.
 FIG1_GROUP = ("ABCD", "ABEFHI", "JKLM", "JKLNQST", "JKLNQU", "VWYZ")
 FIG1_REWARDS = (1.0, 0.0, 0.0, 0.0, 1.0, 1.0)
-# The project page's example PRM (PAPER.md §3.1): same tree, these rewards.
+# The project page's example PRM (docs/paper.md §3.1): same tree, these rewards.
 EXAMPLE_PRM_REWARDS = (0.5, 0.5, 1.0, 0.0, 0.0, 0.5)
 
 

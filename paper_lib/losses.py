@@ -1,4 +1,4 @@
-r"""The three objectives of the paper as pure functions of per-token log-probs (PAPER.md §2–3).
+r"""The three objectives of the paper as pure functions of per-token log-probs (docs/paper.md §2–3).
 
 All three share one per-token term (the PPO-clipped surrogate minus the k3 KL penalty),
 $$\ell_{i,t} = \min\big(P_{i,t}\,\hat a_{i,t},\ \mathrm{clip}(P_{i,t}, 1-\epsilon, 1+\epsilon)\,\hat a_{i,t}\big)
@@ -105,14 +105,14 @@ def _check_rewards(rewards: torch.Tensor, completion_ids: torch.Tensor) -> None:
 
 
 def grpo_loss(logps, completion_ids, completion_mask, rewards, **kw) -> torch.Tensor:
-    r"""GRPO (PAPER.md §2.1): outcome advantage $a_i$ on every token. ``kw`` as in :func:`policy_loss`."""
+    r"""GRPO (docs/paper.md §2.1): outcome advantage $a_i$ on every token. ``kw`` as in :func:`policy_loss`."""
     check_group(completion_ids, completion_mask)
     _check_rewards(rewards, completion_ids)
     return policy_loss(logps, completion_mask, outcome_advantages(rewards.to(logps.dtype)), **kw)
 
 
 def prm_loss(logps, completion_ids, completion_mask, rewards, **kw) -> torch.Tensor:
-    r"""$L_{PRM}$ (PAPER.md §2.2): the step advantage $A_{i,t}$ of each token's process step."""
+    r"""$L_{PRM}$ (docs/paper.md §2.2): the step advantage $A_{i,t}$ of each token's process step."""
     _check_rewards(rewards, completion_ids)
     advantages = step_advantages(completion_ids, completion_mask, rewards.to(logps.dtype))
     return policy_loss(logps, completion_mask, advantages, **kw)

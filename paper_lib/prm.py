@@ -1,4 +1,4 @@
-r"""The process reward model that GRPO induces (PAPER.md §2.2).
+r"""The process reward model that GRPO induces (docs/paper.md §2.2).
 
 Every token $t$ of completion $i$ lies in the process step $\lambda^{(i,t)}$; its step reward is the mean outcome
 reward of that step's members, $R_{i,t} = r_{mean}(\lambda^{(i,t)})$, a Monte-Carlo estimate of the value of the

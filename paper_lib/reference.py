@@ -1,7 +1,7 @@
 r"""Slow, literal versions of everything in :mod:`trie`, :mod:`prm` and :mod:`losses`: the test oracle.
 
 Each function follows the definition or the equation as printed, with Python loops and no cleverness, so that a
-reader can check it against PAPER.md by eye. Per-token quantities are lists of lists (one list per completion).
+reader can check it against docs/paper.md by eye. Per-token quantities are lists of lists (one list per completion).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def eq9_each_step_once(tree, logps, ref_logps, rewards, beta=0.0):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The authors' trie (PAPER.md §1.3), re-written from its description: the speed baseline of notebook 06.
+# The authors' trie (docs/paper.md §1.3), re-written from its description: the speed baseline of notebook 06.
 
 
 class _AuthorsNode:
@@ -156,7 +156,7 @@ def _authors_split(rows, start: int) -> _AuthorsNode:
 
 
 def authors_trie_weights(sequences, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
-    r"""The authors' ``InfPRMTree`` weights $1/|\lambda^{(i,t)}|$, one tensor per full sequence (PAPER.md §1.3).
+    r"""The authors' ``InfPRMTree`` weights $1/|\lambda^{(i,t)}|$, one tensor per full sequence (docs/paper.md §1.3).
 
     As in their code, step by step and at the same cost: exact duplicates are merged first (a membership test, then
     an insert: the tuple is hashed twice), the distinct sequences are right-padded with ``None`` as a terminator, a

@@ -1,4 +1,4 @@
-r"""The tree $\mathcal B(\mathbb G)$ of one group as an object, and per-group statistics of it (PAPER.md §1.2, §2.4).
+r"""The tree $\mathcal B(\mathbb G)$ of one group as an object, and per-group statistics (docs/paper.md §1.2, §2.4).
 
 :mod:`paper_lib.trie` computes process-set sizes token by token (the fast kernel); this module builds the compressed
 prefix tree itself for statistics, rendering and figures, and summarises each group's tree from the sizes.
@@ -39,7 +39,7 @@ class ProcessNode:
 
 
 class ProcessTree:
-    r"""The compressed prefix tree $\mathcal B(\mathbb G)$ of one group (PAPER.md §1.2–1.3).
+    r"""The compressed prefix tree $\mathcal B(\mathbb G)$ of one group (docs/paper.md §1.2–1.3).
 
     The root is the whole group; its span is the group-wide common prefix (possibly empty). Each child splits its
     parent's members by the next token. A completion that is a strict prefix of another ends in a leaf with an
@@ -109,7 +109,7 @@ class ProcessTree:
         r"""$|\lambda^{(i,t)}|$ per completion and token, read off the tree (an independent route to the kernel)."""
         return [[n.size for n in self.path(i) for _ in range(n.n_tokens)] for i in range(len(self.sequences))]
 
-    # -- statistics (PAPER.md §2.4) -------------------------------------------------------------------------------
+    # -- statistics (docs/paper.md §2.4) --------------------------------------------------------------------------
     @property
     def is_flat(self) -> bool:
         """True when no process step with |λ| ≥ 2 spans a token: the PRM collapses to the outcome reward."""
@@ -153,7 +153,7 @@ def node_values(tree: ProcessTree, per_token: torch.Tensor) -> dict[int, float]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Per-group statistics of B(G) (PAPER.md §2.4, §3.2), vectorised from the sizes alone.
+# Per-group statistics of B(G) (docs/paper.md §2.4, §3.2), vectorised from the sizes alone.
 
 GROUP_STAT_NAMES = (
     "flat",

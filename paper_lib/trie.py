@@ -1,7 +1,7 @@
 r"""Process sets: the prefix tree $\mathcal B(\mathbb G)$ of a group of completions.
 
 For completion $i$ and position $t$ the process set is
-$\lambda^{(i,t)} = \{ j : y^{(j)}_{:t+1} = y^{(i)}_{:t+1} \}$ (PAPER.md §1.2): the members of the group that agree
+$\lambda^{(i,t)} = \{ j : y^{(j)}_{:t+1} = y^{(i)}_{:t+1} \}$ (docs/paper.md §1.2): the members of the group that agree
 with $y^{(i)}$ on every token up to and including $t$, counting $i$ itself and exact duplicates.
 
 Kernel (:func:`_lcp_host`, :func:`_expand`). Sort the group's completions lexicographically; then the longest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 BOS, EOS, USER, ASSISTANT = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"
-# The DeepSeek-R1-Distill chat format (PAPER.md §4.1): BOS, system text, user turn, assistant turn opening "<think>".
+# The DeepSeek-R1-Distill chat format (docs/paper.md §4.1): BOS, system text, user turn, assistant turn with "<think>".
 TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}"
     "{% elif m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"

@@ -31,7 +31,7 @@ def test_every_run_config_is_valid_and_uniquely_named(name, scale):
 
 def test_toy_keeps_the_papers_design_at_small_scale():
     runs = [cfg for _, cfg in experiment_runs("toy", "small")]
-    assert {(c.toy_n, c.toy_r_neg) for c in runs} == set(TOY_CONFIGS) and len(TOY_CONFIGS) == 6  # PAPER.md §4.3
+    assert {(c.toy_n, c.toy_r_neg) for c in runs} == set(TOY_CONFIGS) and len(TOY_CONFIGS) == 6  # docs/paper.md §4.3
     assert {c.group_size for c in runs} == {16} and {c.max_steps for c in runs} == {250}
     assert {c.seed for c in runs} == set(range(10)) and {c.method for c in runs} == {"grpo", "lambda_grpo"}
     rates = sorted({c.learning_rate for c in runs})
@@ -41,7 +41,7 @@ def test_toy_keeps_the_papers_design_at_small_scale():
     lm = [cfg for _, cfg in experiment_runs("toy_lm", "small")]
     assert {c.model for c in lm} == {"smollm2-135m"}
     assert {c.learning_rate for c in lm} == set(TOY_RATES["smollm2-135m"])
-    at_paper_rate = [c for c in lm if c.learning_rate == 1e-5]  # PAPER.md §4.3: 6 configs x 2 methods x 5 seeds
+    at_paper_rate = [c for c in lm if c.learning_rate == 1e-5]  # docs/paper.md §4.3: 6 configs x 2 methods x 5 seeds
     assert len(at_paper_rate) == 60 and {(c.toy_n, c.toy_r_neg) for c in at_paper_rate} == set(TOY_CONFIGS)
     other = [c for c in lm if c.learning_rate != 1e-5]
     assert {(c.toy_n, c.toy_r_neg) for c in other} == {(1, -1.0)} and len(other) == 3 * 2 * 5

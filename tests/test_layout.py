@@ -2,6 +2,7 @@
 paper's objects free of plotting/TRL/transformers, and readers of logged data that load no training stack."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,16 @@ def test_reading_logs_loads_no_training_stack(module):
             "if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_no_document_points_outside_the_repository():
+    """The paper digest the code cites lives in docs/paper.md; no file cites a document the repository lacks."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    outside = [n + ".md" for n in ("PAPER", "DESIGN", "STACK", "LAYOUT", "ANCHORS", "STYLE")] + ["../" + "shared"]
+    hits = [f for f in tracked if f.endswith((".py", ".md", ".ipynb", ".txt", ".toml", ".yml", ".yaml"))
+            and not f.startswith("results/") and any(o in (REPO / f).read_text() for o in outside)]  # fmt: skip
+    assert hits == []
+    cited = {m for f in tracked if f.endswith((".py", ".md", ".ipynb")) and not f.startswith("results/")
+             for m in re.findall(r"docs/paper\.md §(\d+)", (REPO / f).read_text())}  # fmt: skip
+    digest = (REPO / "docs" / "paper.md").read_text()
+    assert cited and all(re.search(rf"^## {n}\. ", digest, re.M) for n in cited), cited

@@ -67,7 +67,7 @@ BENCH_TABLE = {  # name -> (hub id, split, first problem, first gold, gold extra
 def test_benchmark_loaders(tmp_path):
     data = paper_data.load_benchmarks(data_dir=FIXTURES, cache_dir=str(tmp_path))
     assert list(data) == list(BENCH_TABLE) == list(paper_data.BENCHMARK_NAMES)
-    assert [s.n_items for s in paper_data.BENCHMARKS.values()] == [30, 500, 40, 272, 675]  # PAPER.md §4.1
+    assert [s.n_items for s in paper_data.BENCHMARKS.values()] == [30, 500, 40, 272, 675]  # docs/paper.md §4.1
     for name, (hub_id, split, problem, gold, extraction) in BENCH_TABLE.items():
         source, first = paper_data.BENCHMARKS[name], data[name][0]
         assert (source.hub_id, source.split) == (hub_id, split)

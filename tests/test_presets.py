@@ -1,4 +1,4 @@
-"""The paper-scale presets equal PAPER.md; requirements-gpu.txt and the accelerate configs."""
+"""The paper-scale presets equal docs/paper.md; requirements-gpu.txt and the accelerate configs."""
 
 import pytest
 from conftest import REPO
@@ -12,9 +12,9 @@ disable_progress_bar()
 # == presets ====================================================================================================
 _AUTHORS_DEFAULTS = {"top_k": 0, "top_p": 1.0, "num_iterations": 1, "epsilon": 0.2, "weight_decay": 0.0,
                      "lr_scheduler_type": "constant", "max_grad_norm": 0.0, "loss_type": "grpo",
-                     "precision": "float32", "use_vllm": False}  # PAPER.md §4.2, §7  # fmt: skip
+                     "precision": "float32", "use_vllm": False}  # docs/paper.md §4.2, §7  # fmt: skip
 _LORA = {"lora": True, "lora_r": 64, "lora_alpha": 128, "lora_dropout": 0.05, "lora_target_modules": "all-linear"}
-_RL = {"prompts_per_step": 4, "temperature": 0.75, "max_completion_length": 4096}  # PAPER.md §4.2
+_RL = {"prompts_per_step": 4, "temperature": 0.75, "max_completion_length": 4096}  # docs/paper.md §4.2
 PAPER_TABLE = {  # preset key -> every value the paper (or the authors' code) fixes
     "overlap/G6": {"model": "qwen-1.5b", "method": "grpo", "group_size": 6, "learning_rate": 6e-6, "max_steps": 1675,
                    "eval_every": 50, "task": "openrs", "boxed_stop": True, **_RL, **_LORA, **_AUTHORS_DEFAULTS},

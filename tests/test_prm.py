@@ -18,7 +18,7 @@ def _by_step(strings, rewards, fn):
 
 
 def test_project_page_example_advantages():
-    """PAPER.md §3.1: mean 0.42; AB +0.22, JKL −0.22, M +1.55, NQ −1.11 (these need ddof = 1)."""
+    """docs/paper.md §3.1: mean 0.42; AB +0.22, JKL −0.22, M +1.55, NQ −1.11 (these need ddof = 1)."""
     A = _by_step(FIG1_GROUP, EXAMPLE_PRM_REWARDS, step_advantages)
     assert {k: round(v, 2) for k, v in A.items()} == {
         "AB": 0.22, "CD": 0.22, "EFHI": 0.22, "JKL": -0.22, "M": 1.55, "NQ": -1.11, "ST": -1.11, "U": -1.11,

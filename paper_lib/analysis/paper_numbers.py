@@ -1,4 +1,4 @@
-"""The paper's own numbers (PAPER.md §3.2, §5), typed once here and labelled as the paper's wherever they appear."""
+"""The paper's own numbers (docs/paper.md §3.2, §5), typed once here, labelled as the paper's wherever shown."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TABLE2 = {
     ("Llama", 0.0): {"GRPO": 0.0842, "λ-GRPO": 0.1001},
     ("Llama", 0.04): {"GRPO": 0.0996, "λ-GRPO": 0.0973},
 }
-# Win counts over the 20 benchmark cells (PAPER.md §5.3).
+# Win counts over the 20 benchmark cells (docs/paper.md §5.3).
 WINS = {"vs_grpo": (15, 20), "vs_base": (14, 20)}
 # §3.2 / §4.2: extra CPU time of the λ weights on an Intel i7, seconds per token.
 OVERHEAD_S_PER_TOKEN = {6: 1.19e-7, 36: 1.21e-7}

@@ -1,4 +1,4 @@
-r"""Notebook 06: what λ-GRPO's weights cost (PAPER.md §3.2: 1.19e-7 and 1.21e-7 s/token at G = 6 and 36).
+r"""Notebook 06: what λ-GRPO's weights cost (docs/paper.md §3.2: 1.19e-7 and 1.21e-7 s/token at G = 6 and 36).
 
 Three measurements, all in one process on this machine:
 

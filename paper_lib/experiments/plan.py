@@ -29,13 +29,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr", "process_sets", "training", "norm_ablation")
 TOY_EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr")
-TOY_CONFIGS = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # PAPER.md §4.3
+TOY_CONFIGS = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # docs/paper.md §4.3
 # The toy design, fixed before any λ-GRPO comparison was looked at (README "The toy task"):
 TOY_RATES = {
     "tiny-qwen2": (3e-5, 1e-4, 3e-4, 1e-3),  # >= 30x around the rates where the tiny model moves at all
     "smollm2-135m": (1e-6, 3e-6, 1e-5, 5e-5),
 }  # the paper's 1e-5, its footnote's 5x, and two lower rates
-TOY_LM_RATE = 1e-5  # PAPER.md §4.3: the paper's rate; the full 6-config table of the pretrained-LM tier
+TOY_LM_RATE = 1e-5  # docs/paper.md §4.3: the paper's rate; the full 6-config table of the pretrained-LM tier
 TOY_SEEDS = {"sweep": range(10), "best": range(10, 30), "lm": range(5)}  # best: fresh seeds at the selected rate
 # Table 1 per tier: (tier, experiment, learning rate or None for the rates its runs carry), per scale.
 TOY_TABLE1 = {"small": [("tiny model", "toy_best", None), ("pretrained LM", "toy_lm", TOY_LM_RATE)],
@@ -45,12 +45,12 @@ TOY_SWEEPS = {"small": [("tiny model", "toy"), ("pretrained LM", "toy_lm")],
               "paper": [("GPT-2 small", "toy"), ("GPT-2 small", "toy_high_lr")]}  # fmt: skip
 TOY_SWEEPS["smoke"] = TOY_SWEEPS["small"]
 
-# Departures from the paper at the small scale (quoted in REPORT.md). The paper's values are in PAPER.md §4.
+# Departures from the paper at the small scale (quoted in REPORT.md). The paper's values are in docs/paper.md §4.
 DEPARTURES = {
     "toy": "a tiny random 2-layer Qwen2 (64 wide) instead of GPT-2 small; a learning-rate sweep (3e-5, 1e-4, 3e-4, "
     "1e-3; 10 seeds each) instead of the paper's single 1e-5, because a random tiny model has no comparable rate; "
     "every seed starts from the same random init; the target is drawn from the starting policy (training.toy_start); "
-    "temperature 0.75 and no gradient clipping (the authors' trainer defaults; PAPER.md §4.3 does not say)",
+    "temperature 0.75 and no gradient clipping (the authors' trainer defaults; docs/paper.md §4.3 does not say)",
     "toy_best": "each method at its own best sweep rate (by mean target frequency over seeds 0-9), retrained on 20 "
     "fresh seeds (10-29) so that the selection does not bias the comparison",
     "toy_ablation": "the sampling-only mask (suppress_tokens in generation, full-vocabulary softmax in the loss): not "
@@ -72,15 +72,15 @@ DEPARTURES = {
 # The paper scale runs the paper's settings; what it cannot take from the paper is a choice, listed here.
 PAPER_DEPARTURES = {
     "toy": "GPT-2 small, lr 1e-5, G = 16, 250 steps, 5 seeds as the paper; one prompt per step, β = 0, "
-    "temperature 0.75, no clipping and full fine-tuning are our choices where PAPER.md §4.3 is silent; the policy "
-    "is restricted to L/R in the LM head for sampling and training, the prompt is BOS, and the target is drawn "
+    "temperature 0.75, no clipping and full fine-tuning are our choices where docs/paper.md §4.3 is silent; the "
+    "policy is restricted to L/R in the LM head for sampling and training, the prompt is BOS, the target is drawn "
     "from the starting policy's paths with probability 0.05-0.12 (paper_lib.training.toy_start)",
     "toy_high_lr": "the footnote's 5× learning rate (5e-5)",
     "process_sets": "the paper's two runs (G = 6: lr 6e-6, 1675 steps; G = 36: lr 1e-6, 275 steps) with the "
     "authors' code defaults: LoRA r64/α128, float32, per-sequence normalisation; seeded (the authors never seed)",
     "training": "the paper's 8 runs (one per cell, seed 0) with the authors' code defaults (LoRA r64/α128, "
     "float32, per-sequence normalisation); the 125 validation questions are drawn from OpenRS with seed 0 (their "
-    "source is not stated); Llama's learning rate is 5e-7 at β = 0 and 1e-7 at β = 0.04 (PAPER.md §9.4: the "
+    "source is not stated); Llama's learning rate is 5e-7 at β = 0 and 1e-7 at β = 0.04 (docs/paper.md §9.4: the "
     "assignment is not stated)",
     "norm_ablation": "not run by default at this scale (the token-level arm: SET=loss_type=dapo)",
     "toy_best": "not run at this scale (one rate, the paper's)",
@@ -111,7 +111,7 @@ def _toy_run(n: int, r_neg: float, method: str, lr: float, seed: int, steps: int
 
 
 def _toy(scale: str, which: str, root: Path | None = None) -> list[tuple[str, RunConfig]]:
-    """The toy task's runs (PAPER.md §4.3: G = 16, 250 steps); ``which`` is one of :data:`TOY_EXPERIMENTS`."""
+    """The toy task's runs (docs/paper.md §4.3: G = 16, 250 steps); ``which`` is one of :data:`TOY_EXPERIMENTS`."""
     smoke = scale == "smoke"
     steps = 10 if smoke else 250
     configs = TOY_CONFIGS[1:2] if smoke else TOY_CONFIGS
@@ -214,15 +214,15 @@ def _training(scale: str, betas, loss_type: str) -> list[tuple[str, RunConfig]]:
     return out
 
 
-# At the paper scale each experiment is the paper's own runs (paper_lib.paper_scale.presets presets, PAPER.md §4). The
+# At the paper scale each experiment is the paper's own runs (paper_scale.presets presets, docs/paper.md §4). The
 # normalisation ablation is not run there by default: the presets already use the authors' per-sequence loss, and
-# the token-level arm (`--set loss_type=dapo`) would add hundreds of GPU-hours (PAPER.md §10).
+# the token-level arm (`--set loss_type=dapo`) would add hundreds of GPU-hours (docs/paper.md §10).
 _PAPER = {
     "toy": lambda **sw: paper_presets("toy", **sw),
     "toy_best": lambda **sw: [],  # the paper's runs are one rate; the sweeps are the CPU tiers'
     "toy_ablation": lambda **sw: [],  # SET=toy_mask=sampling_only runs the ablation of the paper's runs
     "toy_lm": lambda **sw: [],
-    "toy_high_lr": lambda **sw: paper_presets("toy", **({"learning_rate": 5e-5} | sw)),  # PAPER.md §4.3 footnote
+    "toy_high_lr": lambda **sw: paper_presets("toy", **({"learning_rate": 5e-5} | sw)),  # docs/paper.md §4.3 footnote
     "process_sets": lambda **sw: paper_presets("overlap", **sw),
     "training": lambda **sw: paper_presets("downstream", **sw),
     "norm_ablation": lambda **sw: [],

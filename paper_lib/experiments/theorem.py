@@ -1,4 +1,4 @@
-r"""Theorem 1, checked numerically on a tiny causal LM in float64 (PAPER.md §2.3, §10 items 1–2).
+r"""Theorem 1, checked numerically on a tiny causal LM in float64 (docs/paper.md §2.3, §10 items 1–2).
 
 For a group sampled from a prompt we compute per-token log-probs under the policy, an old policy and a reference,
 then compare two objectives' losses *and parameter gradients*. Under token-level normalisation and μ = 1,

@@ -235,7 +235,7 @@ def fig_process_stats(val, stats):
     """§3.2's 2×3 figure: validation accuracy, path depth, intermediate proportion per group size (rows).
 
     Solid: the raw per-step series (mean / median over that step's groups). Dashed: the same values sorted in
-    ascending order, which is what the paper's monotone curves look like (PAPER.md §5.2).
+    ascending order, which is what the paper's monotone curves look like (docs/paper.md §5.2).
     """
     sizes = sorted(stats.group_size.unique(), reverse=True)
     fig, axes = plt.subplots(len(sizes), 3, figsize=(13, 3.3 * len(sizes)), squeeze=False)

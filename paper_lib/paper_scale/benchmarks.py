@@ -1,4 +1,4 @@
-r"""Benchmark evaluation of Table 2 (PAPER.md §4.1): greedy accuracy ± SEM on the five benchmarks.
+r"""Benchmark evaluation of Table 2 (docs/paper.md §4.1): greedy accuracy ± SEM on the five benchmarks.
 
 - **Generation.** Greedy, with the boxed stop (:mod:`.boxed`), on vLLM when it is importable and CUDA is
   present, on HF ``generate`` otherwise (:func:`resolve_engine`); prompts and scoring are those of
@@ -239,7 +239,7 @@ def evaluate_benchmarks(
         model: a model object (HF path), or a path / hub id (loaded by vLLM, or by transformers in ``dtype``), or
             a LoRA adapter folder (merged into the base model it names; needs peft).
         benchmarks: standardised data sets (:func:`paper_lib.paper_scale.data.load_benchmarks`), by name.
-        max_new_tokens: 4096 as in training (PAPER.md §4.2; the paper does not state test-time decoding, §4.1).
+        max_new_tokens: 4096 as in training (docs/paper.md §4.2; the paper does not state test-time decoding, §4.1).
         boxed_stop: end each completion once its first ``\\boxed{…}`` closes, as the authors' validation does.
 
     Returns:

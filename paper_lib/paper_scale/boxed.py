@@ -1,8 +1,8 @@
-r"""Generation that stops once the first ``\boxed{…}`` closes (PAPER.md §4.1, §7: the authors' ``BoxedLP``).
+r"""Generation that stops once the first ``\boxed{…}`` closes (docs/paper.md §4.1, §7: the authors' ``BoxedLP``).
 
 The authors force EOS as soon as the first ``\boxed{`` of the assistant's text has its matching ``}``. Rollouts
 therefore end right after the answer, which shortens them and changes how much their prefixes overlap
-(PAPER.md §7, mismatch 3). This module gives the same stop for every engine:
+(docs/paper.md §7, mismatch 3). This module gives the same stop for every engine:
 
 - :class:`BoxScanner`: a streaming brace matcher fed one decoded token at a time, so ``\boxed`` split over several
   tokens, nested braces and text after the box are all handled without re-decoding the whole completion.

@@ -1,4 +1,4 @@
-r"""Paper-scale data, prompts and scoring (PAPER.md §4.1, §7).
+r"""Paper-scale data, prompts and scoring (docs/paper.md §4.1, §7).
 
 - **Sources.** OpenRS (``knoveleng/open-rs``) for training and validation, and the five benchmarks of Table 2 with
   the hub ids, splits and columns that OpenRS's own evaluation uses (:data:`BENCHMARKS`). :func:`load_source` is the
@@ -49,7 +49,7 @@ __all__ = [
     "to_trl_dataset",
 ]
 
-# The authors' default --system_prompt (PAPER.md §4.1). Its empty \boxed{} is not an answer: math-verify parses
+# The authors' default --system_prompt (docs/paper.md §4.1). Its empty \boxed{} is not an answer: math-verify parses
 # it to nothing, and the boxed stop scans the completion only.
 SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\boxed{}."
 
@@ -71,7 +71,7 @@ class MathSource:
     question: str
     gold: str
     gold_extraction: str
-    n_items: int | None = None  # expected size (PAPER.md §4.1), checked by load_benchmarks on hub data
+    n_items: int | None = None  # expected size (docs/paper.md §4.1), checked by load_benchmarks on hub data
     subset: str | None = None
 
     def __post_init__(self):
@@ -80,9 +80,9 @@ class MathSource:
 
 
 # OpenRS: ~7000 problems, one "train" split with columns problem, solution, answer, level. The authors' train.json
-# has {"problem", "solution"} and their reward parses "solution" (PAPER.md §4.1, §7).
+# has {"problem", "solution"} and their reward parses "solution" (docs/paper.md §4.1, §7).
 OPENRS = MathSource("openrs", "knoveleng/open-rs", "train", "problem", "solution", "latex", 7000)
-# Table 2's benchmarks with the hub ids, splits and columns of OpenRS's evaluation tasks; sizes from PAPER.md §4.1.
+# Table 2's benchmarks with the hub ids, splits and columns of OpenRS's evaluation; sizes from docs/paper.md §4.1.
 BENCHMARKS: dict[str, MathSource] = {
     "aime24": MathSource("aime24", "HuggingFaceH4/aime_2024", "train", "problem", "answer", "latex+expr", 30),
     "math500": MathSource("math500", "HuggingFaceH4/MATH-500", "test", "problem", "solution", "latex", 500),
@@ -151,7 +151,7 @@ def load_source(source: MathSource, data_files=None, cache_dir: str | None = Non
 
 
 def openrs_splits(dataset: Dataset, val_size: int = 125, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """A seeded train/validation split (PAPER.md §4.1: 125 validation questions; their source is not stated).
+    """A seeded train/validation split (docs/paper.md §4.1: 125 validation questions; their source is not stated).
 
     ``random.Random`` with an integer seed gives the same permutation on every Python version, so the split is
     fixed by ``seed`` alone. The validation rows keep their order in the permutation. A problem that occurs more
@@ -181,7 +181,7 @@ def load_benchmarks(
 ) -> dict[str, Dataset]:
     """The benchmarks by name; ``data_dir`` holds local ``<name>.jsonl`` files in the hub's format instead.
 
-    Hub data must have the item counts of PAPER.md §4.1 (30, 500, 40, 272, 675): a different count means a
+    Hub data must have the item counts of docs/paper.md §4.1 (30, 500, 40, 272, 675): a different count means a
     different version of the benchmark, and the accuracies would not be comparable.
     """
     unknown = sorted(set(names) - set(BENCHMARKS))

@@ -1,4 +1,4 @@
-"""Fail fast before the paper scale: ``python -m paper_lib.paper_scale.preflight --scale paper`` (PAPER.md §4, §10).
+"""Fail fast before the paper scale: ``python -m paper_lib.paper_scale.preflight --scale paper`` (docs/paper.md §10).
 
 The paper scale trains 1.5B models for hundreds of GPU-hours from hub downloads, so a machine without CUDA or without
 hub access must stop within seconds, with nothing written, saying exactly what is missing. Every problem is listed
@@ -48,9 +48,9 @@ __all__ = [
 ]
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-PROBE_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # PAPER.md §4.1; public, so no token is needed
-GATED_MODEL = "meta-llama/Llama-3.2-1B-Instruct"  # PAPER.md §4.1; downloads need an accepted licence and a token
-VLLM_RANGE = ("0.22.0", "0.31.0")  # trl 1.16.0's `vllm` extra (STACK.md §2)
+PROBE_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # docs/paper.md §4.1; public, so no token is needed
+GATED_MODEL = "meta-llama/Llama-3.2-1B-Instruct"  # docs/paper.md §4.1; downloads need an accepted licence and a token
+VLLM_RANGE = ("0.22.0", "0.31.0")  # what trl 1.16.0's `vllm` extra accepts
 _GPU_INSTALL = "pip install -r requirements-gpu.txt"
 
 
@@ -60,7 +60,7 @@ def check_cuda() -> str | None:
 
     if not torch.cuda.is_available() or torch.cuda.device_count() < 1:
         build = f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}"
-        return f"CUDA: no CUDA device is available ({build}); the paper scale needs at least one GPU (PAPER.md §10)"
+        return f"CUDA: no CUDA device is available ({build}); the paper scale needs a GPU (docs/paper.md §10)"
     return None
 
 

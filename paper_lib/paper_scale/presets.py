@@ -1,6 +1,6 @@
-"""The paper-scale presets (PAPER.md §4, §10): the paper's runs as frozen dataclasses, every value with its source.
+"""The paper-scale presets (docs/paper.md §4, §10): the paper's runs as frozen dataclasses, each value with its source.
 
-What the paper leaves open is a switch that defaults to the authors' code (PAPER.md §7): LoRA, precision,
+What the paper leaves open is a switch that defaults to the authors' code (docs/paper.md §7): LoRA, precision,
 normalisation, vLLM. :func:`grpo_config_kwargs` turns a preset into TRL's constructor arguments;
 :mod:`paper_lib.paper_scale.recipe` trains it. No import of torch/trl/peft until a function needs it.
 """
@@ -30,9 +30,9 @@ __all__ = [
 PAPER_EXPERIMENTS = ("overlap", "downstream", "toy")
 # Hub ids of the paper's models. Never loaded by the tests or the smoke/small scales: there is no hub here.
 PAPER_MODELS: dict[str, str] = {
-    "qwen-1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",  # "Qwen" in Table 2 (PAPER.md §4.1)
-    "llama-1b": "meta-llama/Llama-3.2-1B-Instruct",  # "Llama" in Table 2 (PAPER.md §4.1)
-    "gpt2": "openai-community/gpt2",  # GPT-2 small (124M), the synthetic toy task (PAPER.md §4.1)
+    "qwen-1.5b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",  # "Qwen" in Table 2 (docs/paper.md §4.1)
+    "llama-1b": "meta-llama/Llama-3.2-1B-Instruct",  # "Llama" in Table 2 (docs/paper.md §4.1)
+    "gpt2": "openai-community/gpt2",  # GPT-2 small (124M), the synthetic toy task (docs/paper.md §4.1)
 }
 
 
@@ -44,15 +44,15 @@ def mirror_files() -> list[str]:
     return [*models, "openrs.jsonl", *(f"{name}.jsonl" for name in BENCHMARK_NAMES)]
 
 
-PAPER_LOSS_TYPES = ("grpo", "dapo")  # authors' code: 'grpo' per-sequence (their default) | 'dapo' (PAPER.md §7)
+PAPER_LOSS_TYPES = ("grpo", "dapo")  # authors' code: 'grpo' per-sequence (their default) | 'dapo' (docs/paper.md §7)
 PAPER_PRECISIONS = ("float32", "bf16")
-# PAPER.md §4.2: Llama's learning rate is "5e-7 / 1e-7 depending on β"; which β gets which rate is NOT stated
-# (PAPER.md §9.4). We assume the order as listed (β = 0 → 5e-7, β = 0.04 → 1e-7); pass llama_lr_by_beta to swap.
+# docs/paper.md §4.2: Llama's learning rate is "5e-7 / 1e-7 depending on β"; which β gets which rate is NOT stated
+# (docs/paper.md §9.4). We assume the order as listed (β = 0 → 5e-7, β = 0.04 → 1e-7); pass llama_lr_by_beta to swap.
 LLAMA_LR_BY_BETA = {0.0: 5e-7, 0.04: 1e-7}
 # Llama 3.2's chat template writes today's date into the system turn unless `date_string` is given; we fix it to the
 # template's own fallback so prompts do not change from day to day (the authors' runs carried their run date).
 LLAMA_DATE_STRING = "26 Jul 2024"
-# PAPER.md §10 (INFERRED there: the paper reports no GPU-hours), one H100, HF generate; vLLM cuts generation time.
+# docs/paper.md §10 (INFERRED there: the paper reports no GPU-hours), one H100, HF generate; vLLM cuts generation time.
 EXPECTED_GPU_HOURS = {
     "overlap": "order of 100 GPU-hours per run (about 40k trajectories of up to 4096 tokens), 2 runs",
     "downstream": "order of 100 GPU-hours per run (about 24k trajectories), 8 runs: several hundred in total",
@@ -65,42 +65,42 @@ class PaperPreset:
     """One paper-scale run. Defaults are the downstream runs' settings; each comment names the source."""
 
     name: str
-    experiment: str  # "overlap" (PAPER.md §2.4) | "downstream" (§4, Table 2) | "toy" (§4.3, Table 1)
-    model: str  # key of PAPER_MODELS (PAPER.md §4.1)
+    experiment: str  # "overlap" (docs/paper.md §2.4) | "downstream" (§4, Table 2) | "toy" (§4.3, Table 1)
+    model: str  # key of PAPER_MODELS (docs/paper.md §4.1)
     method: str  # "grpo" | "lambda_grpo" (Eq. 9)
-    learning_rate: float  # PAPER.md §4.2
-    max_steps: int  # PAPER.md §4.2
-    group_size: int  # G: 6 downstream, 6 / 36 overlap, 16 toy (PAPER.md §4.2)
-    beta: float = 0.0  # KL β; {0, 0.04} downstream (PAPER.md §4.2); 0 = the authors' CLI default where unstated
-    seed: int = 0  # the authors never seed (PAPER.md §4.2 "seeds"); toy: 5 seeds
-    prompts_per_step: int = 4  # PAPER.md §4.2: 4 prompts, 24 trajectories per optimizer step at G = 6
-    temperature: float = 0.75  # PAPER.md §4.2
-    top_k: int = 0  # PAPER.md §4.2: top-k off (authors' code)
-    top_p: float = 1.0  # PAPER.md §4.2
-    max_completion_length: int = 4096  # PAPER.md §4.2 (the code's default is 1200)
-    eval_every: int = 25  # PAPER.md §4.2: greedy validation every 25 steps (downstream)
-    val_size: int = 125  # PAPER.md §4.1: 125 questions (the §3.2 curves suggest 126, INFERRED)
-    keep_best: bool = True  # PAPER.md §4.1: the best validation checkpoint is evaluated downstream
-    num_iterations: int = 1  # μ, PAPER.md §4.2 (ratio = 1, clipping never fires)
-    epsilon: float = 0.2  # PAPER.md §4.2 (authors' default; inactive at μ = 1)
-    weight_decay: float = 0.0  # PAPER.md §4.2: Adam (AdamW with weight decay 0 is Adam)
-    lr_scheduler_type: str = "constant"  # PAPER.md §4.2: no scheduler
-    max_grad_norm: float = 0.0  # PAPER.md §7: the authors' _step never clips (TRL's default clips at 1.0)
-    loss_type: str = "grpo"  # PAPER.md §7 mismatch 1: authors' code per-sequence; "dapo" = the theory's token-level
-    lora: bool = True  # PAPER.md §4.2: the code's default; whether the paper used LoRA is unknown
-    lora_r: int = 64  # PAPER.md §4.2, §7
-    lora_alpha: int = 128  # PAPER.md §4.2, §7
-    lora_dropout: float = 0.05  # PAPER.md §4.2, §7
-    lora_target_modules: str = "all-linear"  # PAPER.md §7: LORA_LAYER_MAP['all']
-    precision: str = "float32"  # PAPER.md §4.2: the authors load float32 (no torch_dtype); "bf16" is offered
-    boxed_stop: bool = True  # PAPER.md §4.1, §7: rollouts end when the first \boxed{…} closes
-    use_vllm: bool = False  # PAPER.md §4.2: the authors generate with HF generate
+    learning_rate: float  # docs/paper.md §4.2
+    max_steps: int  # docs/paper.md §4.2
+    group_size: int  # G: 6 downstream, 6 / 36 overlap, 16 toy (docs/paper.md §4.2)
+    beta: float = 0.0  # KL β; {0, 0.04} downstream (docs/paper.md §4.2); 0 = the authors' CLI default where unstated
+    seed: int = 0  # the authors never seed (docs/paper.md §4.2 "seeds"); toy: 5 seeds
+    prompts_per_step: int = 4  # docs/paper.md §4.2: 4 prompts, 24 trajectories per optimizer step at G = 6
+    temperature: float = 0.75  # docs/paper.md §4.2
+    top_k: int = 0  # docs/paper.md §4.2: top-k off (authors' code)
+    top_p: float = 1.0  # docs/paper.md §4.2
+    max_completion_length: int = 4096  # docs/paper.md §4.2 (the code's default is 1200)
+    eval_every: int = 25  # docs/paper.md §4.2: greedy validation every 25 steps (downstream)
+    val_size: int = 125  # docs/paper.md §4.1: 125 questions (the §3.2 curves suggest 126, INFERRED)
+    keep_best: bool = True  # docs/paper.md §4.1: the best validation checkpoint is evaluated downstream
+    num_iterations: int = 1  # μ, docs/paper.md §4.2 (ratio = 1, clipping never fires)
+    epsilon: float = 0.2  # docs/paper.md §4.2 (authors' default; inactive at μ = 1)
+    weight_decay: float = 0.0  # docs/paper.md §4.2: Adam (AdamW with weight decay 0 is Adam)
+    lr_scheduler_type: str = "constant"  # docs/paper.md §4.2: no scheduler
+    max_grad_norm: float = 0.0  # docs/paper.md §7: the authors' _step never clips (TRL's default clips at 1.0)
+    loss_type: str = "grpo"  # docs/paper.md §7 mismatch 1: the authors' per-sequence; "dapo": the theory's token-level
+    lora: bool = True  # docs/paper.md §4.2: the code's default; whether the paper used LoRA is unknown
+    lora_r: int = 64  # docs/paper.md §4.2, §7
+    lora_alpha: int = 128  # docs/paper.md §4.2, §7
+    lora_dropout: float = 0.05  # docs/paper.md §4.2, §7
+    lora_target_modules: str = "all-linear"  # docs/paper.md §7: LORA_LAYER_MAP['all']
+    precision: str = "float32"  # docs/paper.md §4.2: the authors load float32 (no torch_dtype); "bf16" is offered
+    boxed_stop: bool = True  # docs/paper.md §4.1, §7: rollouts end when the first \boxed{…} closes
+    use_vllm: bool = False  # docs/paper.md §4.2: the authors generate with HF generate
     vllm_mode: str = "colocate"  # TRL: "colocate" (same GPUs) | "server" (`trl vllm-serve` on other GPUs)
-    task: str = "openrs"  # "openrs" (PAPER.md §4.1) | "toy_tree" (§4.3)
-    toy_n: int | None = None  # toy: other paths sharing the target's first n tokens get r_neg (PAPER.md §4.3)
-    toy_r_neg: float | None = None  # PAPER.md §4.3
+    task: str = "openrs"  # "openrs" (docs/paper.md §4.1) | "toy_tree" (§4.3)
+    toy_n: int | None = None  # toy: other paths sharing the target's first n tokens get r_neg (docs/paper.md §4.3)
+    toy_r_neg: float | None = None  # docs/paper.md §4.3
     toy_mask: str = "policy"  # toy: L/R for sampling and training | "sampling_only": the ablation (paper_lib.vocab)
-    data_seed: int = 0  # the OpenRS validation split; PAPER.md §4.1 does not say how the 125 questions were drawn
+    data_seed: int = 0  # the OpenRS validation split; docs/paper.md §4.1 does not say how the 125 questions were drawn
     # A local mirror of the hub for machines without access (or for offline tests): <mirror>/<hub model id>/ model
     # folders, <mirror>/openrs.jsonl and <mirror>/<benchmark>.jsonl in the hub's formats. None: the hub itself.
     mirror: str | None = None
@@ -174,15 +174,15 @@ class PaperPreset:
 
 def _overlap_presets() -> list[PaperPreset]:
     """§3.2 overlap study: DeepSeek-R1-Distill-Qwen-1.5B, standard GRPO (INFERRED), validation every 50 steps."""
-    runs = {6: (6e-6, 1675), 36: (1e-6, 275)}  # PAPER.md §2.4: G -> (lr, steps)
+    runs = {6: (6e-6, 1675), 36: (1e-6, 275)}  # docs/paper.md §2.4: G -> (lr, steps)
     return [PaperPreset(name=f"G{G}", experiment="overlap", model="qwen-1.5b", method="grpo", learning_rate=lr,
-                        max_steps=steps, group_size=G, eval_every=50, keep_best=False)  # PAPER.md §2.4, §5.2
+                        max_steps=steps, group_size=G, eval_every=50, keep_best=False)  # docs/paper.md §2.4, §5.2
             for G, (lr, steps) in runs.items()]  # fmt: skip
 
 
 def _downstream_presets(llama_lr_by_beta: dict[float, float]) -> list[PaperPreset]:
-    """Table 2: {Qwen, Llama} × β ∈ {0, 0.04} × {GRPO, λ-GRPO}, 1000 steps, G = 6 (PAPER.md §4.2)."""
-    lrs = {"qwen-1.5b": {0.0: 1e-6, 0.04: 1e-6}, "llama-1b": llama_lr_by_beta}  # PAPER.md §4.2
+    """Table 2: {Qwen, Llama} × β ∈ {0, 0.04} × {GRPO, λ-GRPO}, 1000 steps, G = 6 (docs/paper.md §4.2)."""
+    lrs = {"qwen-1.5b": {0.0: 1e-6, 0.04: 1e-6}, "llama-1b": llama_lr_by_beta}  # docs/paper.md §4.2
     return [PaperPreset(name=f"{model}_b{beta:g}_{method}", experiment="downstream", model=model, method=method,
                         learning_rate=lrs[model][beta], max_steps=1000, group_size=6, beta=beta)
             for model in ("qwen-1.5b", "llama-1b") for beta in (0.0, 0.04)
@@ -192,14 +192,14 @@ def _downstream_presets(llama_lr_by_beta: dict[float, float]) -> list[PaperPrese
 def _toy_presets() -> list[PaperPreset]:
     """Table 1: GPT-2 small, G = 16, 250 steps, lr 1e-5, 5 seeds, n ∈ {1, 2} × r_neg ∈ {-0.5, -1, -1.5}.
 
-    PAPER.md §4.3 leaves open: prompts per step (1 assumed), β (0), temperature (the authors' trainer default
+    docs/paper.md §4.3 leaves open: prompts per step (1 assumed), β (0), temperature (the authors' trainer default
     0.75), and LoRA (off: the toy is not in the authors' code, and full fine-tuning of 124M parameters is cheap).
     """
-    configs = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # PAPER.md §4.3
+    configs = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # docs/paper.md §4.3
     return [PaperPreset(name=f"n{n}_r{abs(r):g}_{method}_s{seed}", experiment="toy", model="gpt2", method=method,
                         learning_rate=1e-5, max_steps=250, group_size=16, seed=seed, prompts_per_step=1,
                         max_completion_length=4, eval_every=0, val_size=0, keep_best=False, lora=False,
-                        boxed_stop=False, task="toy_tree", toy_n=n, toy_r_neg=r)  # PAPER.md §4.3
+                        boxed_stop=False, task="toy_tree", toy_n=n, toy_r_neg=r)  # docs/paper.md §4.3
             for n, r in configs for method in ("grpo", "lambda_grpo") for seed in range(5)]  # fmt: skip
 
 
@@ -229,7 +229,7 @@ def paper_preset(key: str, **switches) -> PaperPreset:
 
 
 def _gradient_accumulation(preset: PaperPreset, num_processes: int, per_device_train_batch_size: int) -> int:
-    """One optimizer step per RL step (PAPER.md §4.2): all ``prompts × G`` completions of a step accumulate."""
+    """One optimizer step per RL step (docs/paper.md §4.2): all ``prompts × G`` completions of a step accumulate."""
     per_pass = num_processes * per_device_train_batch_size
     if num_processes < 1 or per_device_train_batch_size < 1 or preset.completions_per_step % per_pass:
         raise ValueError(
@@ -245,7 +245,7 @@ def grpo_config_kwargs(
     """Keyword arguments for ``paper_lib.trainer.LambdaGRPOConfig`` that reproduce ``preset`` on TRL.
 
     ``per_device_train_batch_size=1`` is the paper's micro-batch (24 accumulation steps of one trajectory at
-    G = 6, PAPER.md §4.2); a larger one changes only memory and speed.
+    G = 6, docs/paper.md §4.2); a larger one changes only memory and speed.
     """
     preset.validate()
     from paper_lib.training.recipe import grpo_arguments
@@ -309,7 +309,7 @@ def _boolean(text: str) -> bool:
     return value
 
 
-SWITCHES = {  # the options the paper leaves open (PAPER.md §7), and what a short trial run needs
+SWITCHES = {  # the options the paper leaves open (docs/paper.md §7), and what a short trial run needs
     "lora": _boolean,
     "precision": str,
     "loss_type": str,

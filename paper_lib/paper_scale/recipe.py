@@ -4,7 +4,7 @@ r"""The paper scale's recipe: a :class:`~paper_lib.paper_scale.presets.PaperPres
 scale; :data:`PAPER_RECIPE` gives it the pieces that differ from the CPU scales:
 
 - the policy is the paper's hub model (:data:`.presets.PAPER_MODELS`), no warm start, LoRA r64/α128 on
-  all linear layers unless ``lora=False`` (PAPER.md §4.2, §7); Llama's pad token is ``<|end_of_text|>`` as in the
+  all linear layers unless ``lora=False`` (docs/paper.md §4.2, §7); Llama's pad token is ``<|end_of_text|>`` as in the
   authors' ``train.py`` (generation ends on ``<|eot_id|>``, so EOS stays in the loss);
 - the data are OpenRS with the authors' system prompt and a seeded 125-question validation split, rewarded by
   math-verify (:mod:`paper_lib.paper_scale.data`), or the toy tree (GPT-2 small may only emit ``L`` and ``R``);
@@ -13,7 +13,7 @@ scale; :data:`PAPER_RECIPE` gives it the pieces that differ from the CPU scales:
 
 ``python -m paper_lib.paper_scale --preset downstream/qwen-1.5b_b0_lambda_grpo`` trains one preset; under
 ``accelerate launch`` the gradient accumulation is set so that one optimizer step still sees ``prompts × G``
-completions (PAPER.md §4.2).
+completions (docs/paper.md §4.2).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ __all__ = [
     "main",
 ]
 
-LLAMA_PAD = "<|end_of_text|>"  # PAPER.md §7: the authors set Llama-3.2's pad to id 128001
+LLAMA_PAD = "<|end_of_text|>"  # docs/paper.md §7: the authors set Llama-3.2's pad to id 128001
 TORCH_DTYPES = {"float32": "float32", "bf16": "bfloat16"}  # PaperPreset.precision -> torch dtype name
 
 
@@ -152,7 +152,7 @@ class PaperRecipe:
             raise RuntimeError(f"{hub_id} is not in the local hub cache, and {problem}; or pass --set mirror=DIR")
 
     def policy(self, preset: PaperPreset, cache: Path) -> str:
-        """The hub model as it is (no warm start, PAPER.md §4.1); ``cache`` is not used."""
+        """The hub model as it is (no warm start, docs/paper.md §4.1); ``cache`` is not used."""
         return policy_id(preset)
 
     def parts(self, preset: PaperPreset, policy: str, run_dir: Path):
@@ -255,7 +255,7 @@ def evaluate_run(preset: PaperPreset, run_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from paper_lib.paper_scale.presets import PAPER_EXPERIMENTS, paper_presets
 
-    parser = argparse.ArgumentParser(description="Train one paper-scale run (PAPER.md §4) into its run directory.")
+    parser = argparse.ArgumentParser(description="Train one paper-scale run (docs/paper.md §4) into its run folder.")
     parser.add_argument("--preset", help="<experiment>/<name>, e.g. downstream/qwen-1.5b_b0_lambda_grpo")
     parser.add_argument("--list", action="store_true", help="print every preset key and exit")
     parser.add_argument(

@@ -3,7 +3,7 @@ r"""λ-GRPO as the authors sample at the paper scale: in eval mode, and ending e
 :class:`PaperLambdaGRPOTrainer` samples with the policy in eval mode, as the authors' ``generate`` does (TRL samples in
 train mode, so LoRA's dropout of 0.05 would thin the network that samples; the loss is still computed in train mode,
 as theirs). :class:`BoxedLambdaGRPOTrainer` adds the third hook: every rollout ends once its first ``\boxed{…}``
-closes. The authors' ``BoxedLP`` does this (PAPER.md §4.1, §7). ``_generate_single_turn`` forces EOS there during HF
+closes, as the authors' ``BoxedLP`` does (docs/paper.md §4.1, §7). ``_generate_single_turn`` forces EOS there during HF
 ``generate`` (so no tokens are wasted after the answer) and cuts the returned ids after the box for every engine
 (vLLM included, which TRL drives itself); see :mod:`paper_lib.paper_scale.boxed`. Everything else is
 :class:`paper_lib.trainer.LambdaGRPOTrainer`.

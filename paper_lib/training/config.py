@@ -1,4 +1,4 @@
-"""Experiment presets per scale: one frozen dataclass per experiment kind (DESIGN.md §4).
+"""The configuration of one CPU-scale run: a frozen dataclass whose every field is checked before anything runs.
 
 Every departure from the paper's setting is a field with a comment saying why.
 """

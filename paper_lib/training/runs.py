@@ -1,4 +1,4 @@
-"""One configured training run → its run directory (DESIGN.md §6).
+"""One configured training run → its run directory.
 
 ``results/<scale>/runs/<experiment>/<name>/``: ``config.json``, ``manifest.json``, ``metrics.jsonl``,
 ``groups.parquet``, ``completions/``, ``best/``, ``train.log`` and ``checkpoint/`` (git-ignored). A finished run

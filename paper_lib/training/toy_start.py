@@ -4,7 +4,7 @@ the trainer arguments that restrict the policy to L/R.
 **Why the target is drawn from the starting policy.** Table 1 asks whether a method *exploits* a target it has
 found. That is only testable when the target is neither already likely (a pretrained LM can put 0.2+ on one
 path, and both methods then converge on it within a few steps) nor never sampled. The paper's GRPO curve starts
-at 0.05–0.12 target frequency (PAPER.md §5.1), so the rule, fixed before any λ-GRPO comparison, is:
+at 0.05–0.12 target frequency (docs/paper.md §5.1), so the rule, fixed before any λ-GRPO comparison, is:
 
 - compute the probability of each of the $2^{depth}$ paths under the starting policy at the sampling
   temperature, exactly (one forward pass over all paths);
@@ -29,7 +29,7 @@ from paper_lib.training.tasks import ToyTreeTask
 
 __all__ = ["TARGET_RANGE", "bos_prompt", "draw_target", "path_probabilities", "toy_policy_kwargs", "toy_task"]
 
-TARGET_RANGE = (0.05, 0.12)  # the paper's GRPO starting target frequency at n = 1, r_neg = -1 (PAPER.md §5.1)
+TARGET_RANGE = (0.05, 0.12)  # the paper's GRPO starting target frequency at n = 1, r_neg = -1 (docs/paper.md §5.1)
 
 
 def bos_prompt(tokenizer) -> str:
