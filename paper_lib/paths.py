@@ -237,12 +237,13 @@ def markdown_table(df, float_format: str = "{:.4g}") -> str:
 
 
 def save_table(df, key: str, scale: str, root: Path | str | None = None, float_format: str = "{:.4g}",
-               markdown: str | None = None) -> list[Path]:  # fmt: skip
-    """Save a registered table as CSV (full precision) and Markdown (``float_format``; ``markdown``: the sidecar's
-    text instead, for a table whose Markdown form is richer than its CSV)."""
+               markdown: str | None = None, significant: int | None = None) -> list[Path]:  # fmt: skip
+    """Save a registered table as CSV (full precision, or ``significant`` digits: a table computed on the fly, whose
+    last digits depend on the CPU) and Markdown (``float_format``; ``markdown``: the sidecar's text instead, for a
+    table whose Markdown form is richer than its CSV)."""
     csv, md = artifact_files(key, scale, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(csv, index=False)
+    df.to_csv(csv, index=False, float_format=f"%.{significant}g" if significant else None)
     md.write_text(markdown_table(df, float_format) if markdown is None else markdown)
     return [csv, md]
 
