@@ -1,6 +1,7 @@
 """Table 2 / Table 3 from run folders of both layouts (CPU scales and the paper scale), by hand-made numbers."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -125,3 +126,19 @@ def test_a_pair_trained_on_two_cpus_stays_one_pair():
     assert list(seeds.columns) == ["tier", "toy_n", "toy_r_neg", "seed", "p0_target", "GRPO", "λ-GRPO"]
     assert len(seeds) == 2 and seeds.loc[0, "GRPO"] == 0.9 and seeds.loc[0, "λ-GRPO"] == 1.0
     assert abs(seeds.loc[0, "p0_target"] - 0.10686367) < 1e-12 and pd.isna(seeds.loc[1, "λ-GRPO"])
+
+
+def test_the_report_links_its_figures_tables_and_group_views(tmp_path):
+    from paper_lib.analysis.report import write_report
+    from paper_lib.paths import artifact_files
+
+    for key in ("fig_target_freq", "table_smollm2_overlap"):  # one figure, one table the report does not parse
+        for f in artifact_files(key, "smoke", tmp_path):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("x")
+    (tmp_path / "groups").mkdir()
+    (tmp_path / "groups" / "index.html").write_text("<ul></ul>")
+    report = write_report("smoke", tmp_path)
+    links = re.findall(r"\]\(([^)]+)\)", report.read_text())
+    assert "figures/fig_target_freq.png" in links and "tables/table_smollm2_overlap.md" in links
+    assert "groups/index.html" in links and all((report.parent / link).is_file() for link in links)

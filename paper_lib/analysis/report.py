@@ -119,8 +119,16 @@ def _toy_ablation(scale, root) -> list[dict]:
              "why": "the bias of a sampling-only mask on the comparison (table_toy_ablation)"}]  # fmt: skip
 
 
+def _absent(claim: str, paper_value: str, notebook: str) -> dict:
+    """The row of a claim whose artifacts are missing (its notebook has not run on this results folder)."""
+    return {"claim": claim, "paper": paper_value, "ours": f"not checked (notebook {notebook} absent)",
+            "verdict": "inconclusive", "why": ""}  # fmt: skip
+
+
 def _flat(scale, root) -> dict:
     t = _table("table_flat_trees", scale, root)
+    if t is None:
+        return _absent("§3.2: ≥ 99.8% of groups induce a non-trivial PRM (few flat trees)", "99.8%", "03")
     ours = "; ".join(f"G={r.G}: {r.flat}/{r.groups} flat" for r in t.itertuples())
     ok = bool((t.non_flat_share >= 0.99).all())
     return {"claim": "§3.2: ≥ 99.8% of groups induce a non-trivial PRM (few flat trees)",
@@ -146,6 +154,8 @@ def _verdict(better: bool, p: float, seeds: int) -> str:
 
 def _table2(scale, root) -> list[dict]:
     t2, t3 = _table("table2_downstream", scale, root), _table("table3_differences", scale, root)
+    if t2 is None or t3 is None:
+        return [_absent("Table 2: λ-GRPO's average beats GRPO's", "Qwen and Llama, β = 0 and 0.04", "05")]
     avg = t2[t2.set == "average"].set_index(["model", "version", "beta"])
     rows = []
     for model in dict.fromkeys(t2.model):
@@ -173,7 +183,10 @@ def _table2(scale, root) -> list[dict]:
 def _peaks(scale, root) -> list[dict]:
     from paper_lib.analysis.tables import peak_claims
 
-    c = peak_claims(_table("table_peaks", scale, root))
+    peaks = _table("table_peaks", scale, root)
+    if peaks is None:
+        return [_absent("λ-GRPO's validation peaks: higher and earlier", "all 4 settings", "04")]
+    c = peak_claims(peaks)
     main = c[c.loss_type == main_loss_type(scale)]
     rows = []
     for r in main.itertuples():
@@ -242,6 +255,22 @@ def write_report(scale: str, root=None) -> Path:
             "- Everything runs on a 2-core CPU: tiny models and a synthetic task stand in for 1–1.5B models on "
             "OpenRS and five math benchmarks; conclusions about the paper's scale need `make reproduce SCALE=paper`."
         ]
+    lines += ["", *_artifact_links(scale, root)]
     out = artifact_path("report", scale, root)
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def _artifact_links(scale: str, root) -> list[str]:
+    """Links, relative to REPORT.md, to every registered figure and table present, and to the group views."""
+    from paper_lib.paths import ARTIFACTS, NOTEBOOK_OF, artifact_files, results_dir
+
+    base = results_dir(scale, root)
+    lines = ["## Figures and tables behind these rows", ""]
+    for key, path in ARTIFACTS.items():
+        shown = artifact_files(key, scale, root)[-1]  # the .png of a figure, the .md of a table
+        if key != "report" and shown.is_file():
+            lines.append(f"- [{key}]({shown.relative_to(base).as_posix()}) (notebook {NOTEBOOK_OF[key]})")
+    if (base / "groups" / "index.html").is_file():
+        lines.append("- [logged groups drawn as the paper's Fig. 1](groups/index.html) (notebook 03_process_sets)")
+    return lines

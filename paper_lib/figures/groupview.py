@@ -20,7 +20,7 @@ from paper_lib.prm import step_advantages, step_rewards
 from paper_lib.tree import ProcessTree, node_values
 from paper_lib.trie import process_set_sizes
 
-__all__ = ["group_html", "dump_groups", "completion_dumps", "export_groups"]
+__all__ = ["group_html", "dump_groups", "completion_dumps", "export_groups", "write_index"]
 
 
 def _tensors(completions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,9 +64,36 @@ def group_html(prompt: str, completions: list[str], rewards: list[float], title:
         "td{padding:2px 8px}pre{background:#f6f6f6;padding:8px}</style>"
         f"<h3>{html.escape(title)}</h3><p>prompt <code>{html.escape(prompt)}</code>; rewards mean {r.mean():.3f}, "
         f"sample std {r.std():.3f}</p><pre>{html.escape(tree.render(decode, note))}</pre>"
-        "<table><tr><th>reward</th><th>completion, coloured by step advantage (hover: |λ| and weights)</th>"
+        + _legend(vmax or 1.0)
+        + "<table><tr><th>reward</th><th>completion, coloured by step advantage (hover: |λ| and weights)</th>"
         "<th>λ-GRPO weight per token (GRPO: all 1)</th></tr>" + "".join(rows) + "</table>"
     )
+
+
+def _legend(vmax: float) -> str:
+    """The colour scale of the completions: step advantage from −2·vmax to +2·vmax (clipped beyond)."""
+    stops = [-2 * vmax + k * vmax for k in range(5)]
+    cells = "".join(f'<td style="background:{_colour(a, vmax)};width:64px;text-align:center">{a:+.2f}</td>'
+                    for a in stops)  # fmt: skip
+    return f"<p>colour = step advantage A of the token's process step:</p><table><tr>{cells}</tr></table>"
+
+
+def write_index(pages: list[Path], out_dir: Path) -> Path:
+    """``out_dir/index.html``: one link per group page, with its title, and what the pages show."""
+    items = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(_title(p))}</a></li>' for p in pages)
+    page = ("<!doctype html><meta charset=utf-8><title>Logged groups</title><style>body{font-family:sans-serif}"
+            "</style><h3>Logged groups, drawn as the paper's Fig. 1</h3><p>Each page shows one group: the tree "
+            "B(G) with each process step's step reward R and step advantage A, then every completion coloured by "
+            "its tokens' step advantage, and λ-GRPO's per-token weight 1/|λ| (GRPO's is 1 everywhere).</p>"
+            f"<ul>{items}</ul>")  # fmt: skip
+    out = Path(out_dir) / "index.html"
+    out.write_text(page)
+    return out
+
+
+def _title(page: Path) -> str:
+    text = page.read_text()
+    return text.split("<title>", 1)[1].split("</title>", 1)[0] if "<title>" in text else page.stem
 
 
 def _reward_key(row: dict) -> str:
