@@ -267,7 +267,7 @@ def _artifact_links(scale: str, root) -> list[str]:
 
     base = results_dir(scale, root)
     lines = ["## Figures and tables behind these rows", ""]
-    for key, path in ARTIFACTS.items():
+    for key in ARTIFACTS:
         shown = artifact_files(key, scale, root)[-1]  # the .png of a figure, the .md of a table
         if key != "report" and shown.is_file():
             lines.append(f"- [{key}]({shown.relative_to(base).as_posix()}) (notebook {NOTEBOOK_OF[key]})")
