@@ -47,3 +47,24 @@ def test_pyproject_dependencies_are_in_step_with_the_pins(repo):
             assert req.specifier.contains(pins[name]), f"{spec} does not admit the pin {pins[name]}"
             declared[name] = group
     assert set(cpu) <= set(declared), f"pinned but not declared: {sorted(set(cpu) - set(declared))}"
+
+
+def test_building_the_package_leaves_nothing_in_the_source_tree(repo, tmp_path):
+    """`pip install .` builds a wheel of every module of paper_lib and leaves no build/ or *.egg-info behind."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(repo / "paper_lib", src / "paper_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    before = sorted(p.name for p in src.iterdir())
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                          str(tmp_path / "wheel"), str(src)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in src.iterdir()) == before  # no build/, no egg-info
+    (wheel,) = (tmp_path / "wheel").glob("paper_lib-*.whl")
+    modules = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")}
+    assert modules == {p.relative_to(src).as_posix() for p in (src / "paper_lib").rglob("*.py")}
