@@ -127,7 +127,7 @@ $(EXEC)/%.ipynb: $(NB_DIR)/%.ipynb $(LIB) | $(ENV) runs
 	$(PY) -m paper_lib.paths --record $* --scale $(SCALE) --root $(RESULTS) --notebooks-dir $(NB_DIR)
 	mv $(EXEC)/$*.partial.ipynb $@
 
-test: $(ENV) ## fast tests (about 1 minute)
+test: $(ENV) ## fast tests (about 3 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
 test-slow: $(ENV) ## slow tests: notebooks at SCALE=smoke, subprocess runs, a paper-scale dry run
