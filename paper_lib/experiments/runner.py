@@ -115,14 +115,14 @@ def _run_isolated(plan: _Plan, units: list[tuple[str, str]], launch: list[str]) 
     failed, trained = 0, []
     for exp, name in units:
         cmd = [*launch, "-m", "paper_lib.experiments", "worker", "--unit", f"{exp}/{name}", *plan.argv()]
-        if subprocess.run(cmd, env={**os.environ}).returncode:
+        if subprocess.run(cmd).returncode:
             failed += 1
             log.error("run %s/%s failed (its train.log says why)", exp, name)
         elif _is_evaluated(exp, plan.config(exp, name)):
             trained.append(f"{exp}/{name}")
     for unit in trained:
         cmd = [sys.executable, "-m", "paper_lib.experiments", "evaluate", "--unit", unit, *plan.argv()]
-        if subprocess.run(cmd, env={**os.environ}).returncode:
+        if subprocess.run(cmd).returncode:
             failed += 1
             log.error("evaluation of %s failed", unit)
     return failed
