@@ -17,7 +17,9 @@ def test_mean_ci_by_hand():
 def test_paired_t_and_wins():
     diff, p = paired_t([1.0, 2.0, 3.0, 4.0], [0.0, 1.5, 2.0, 4.5])
     assert diff == pytest.approx(0.5) and 0 < p < 1
-    assert paired_t([1.0, 1.0], [1.0, 1.0]) == (0.0, 1.0)
+    # no spread in the differences: the t-test is undefined (NaN), whether they are all 0 or all equal
+    assert paired_t([1.0, 1.0], [1.0, 1.0])[0] == 0.0 and math.isnan(paired_t([1.0, 1.0], [1.0, 1.0])[1])
+    assert paired_t([2.0, 3.0], [1.0, 2.0])[0] == 1.0 and math.isnan(paired_t([2.0, 3.0], [1.0, 2.0])[1])
     with pytest.raises(ValueError, match="equal-length"):
         paired_t([1.0], [1.0])
     assert win_counts([0.1, -0.2, 0.0, 0.3]) == {"wins": 2, "losses": 1, "ties": 1}
@@ -65,3 +67,37 @@ def test_mde_is_the_normal_power_formula():
 
     d = [0.1, -0.1, 0.3, -0.3]  # sd = sqrt(0.2 / 3), n = 4; (1.959964 + 0.841621) * sd / 2
     assert mde_paired(d) == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.2 / 3) / 2, rel=1e-5)
+
+
+def test_three_verdicts_follow_the_ci():
+    from paper_lib.analysis.verdicts import Evidence, judge, paired_evidence
+
+    up = paired_evidence([0.5, 0.6, 0.7, 0.6], [0.1, 0.2, 0.2, 0.1])
+    assert up.n == 4 and up.estimate == pytest.approx(0.45) and up.ci_low > 0 and judge(up) == "reproduced"
+    assert up.p == pytest.approx(2 / 16)  # 4 pairs all one way: the smallest sign-flip p
+    assert judge(paired_evidence([0.1, 0.2, 0.2, 0.1], [0.5, 0.6, 0.7, 0.6])) == "contradicted"
+    wide = Evidence(0.05, -0.2, 0.3, 0.6, 0.4, 5)
+    assert judge(wide) == "inconclusive" and judge(wide, paper_size=0.5) == "contradicted"  # excludes the size
+    assert judge(wide, paper_size=0.25) == "inconclusive"
+    # a shifted claim: "a < b / 2" as q = b/2 - a > 0
+    steps = paired_evidence([100.0, 120.0, 90.0], [40.0, 30.0, 50.0])  # b/2 - a with a = λ steps 40..., b = GRPO
+    assert steps.estimate == pytest.approx((100 + 120 + 90) / 3 - 40)
+    one = paired_evidence([0.5], [0.4])
+    assert one.n == 1 and math.isnan(one.ci_low) and judge(one) == "inconclusive"
+    nan_pair = paired_evidence([0.5, float("nan"), 0.7], [0.4, 0.3, 0.6])
+    assert nan_pair.n == 2
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_evidence([1.0, 2.0], [1.0])
+
+
+def test_smoothed_peak_resists_one_lucky_evaluation():
+    from paper_lib.analysis.stats import expected_max_normal, smoothed_peak
+
+    steps, acc = [0, 10, 20, 30, 40], [0.2, 0.3, 0.9, 0.3, 0.4]
+    assert peak(steps, acc) == (0.9, 20)
+    top, at = smoothed_peak(steps, acc)  # centred means: .25 .467 .5 .533 .35
+    assert top == pytest.approx((0.9 + 0.3 + 0.4) / 3) and at == 30
+    assert expected_max_normal(1) == pytest.approx(0.0, abs=1e-9)
+    assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-6)
+    rng = __import__("numpy").random.default_rng(0)  # against simulation
+    assert expected_max_normal(30) == pytest.approx(rng.standard_normal((200_000, 30)).max(1).mean(), abs=0.01)

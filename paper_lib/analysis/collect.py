@@ -72,7 +72,8 @@ def toy_frame(root: Path, tier: str, experiment: str, learning_rate: float | Non
 
 def load_downstream(experiment_dir: Path) -> list[dict]:
     """Every held-out result of an experiment folder, one record per evaluated model: ``run``, ``model``,
-    ``method`` (``"base"`` for a starting policy), ``beta``, ``seed`` and ``sets`` (name → accuracy, sem, n).
+    ``method`` (``"base"`` for a starting policy), ``beta``, ``seed`` and ``sets`` (name → accuracy, sem, n, and the
+    per-item 0/1 scores ``correct`` where the result file has them, else None).
 
     Two layouts: the CPU scales' ``base_downstream.json`` + ``<run>/downstream.json``, and the paper scale's
     ``base_<model>/benchmarks/summary.json`` + ``<run>/benchmarks/summary.json`` (:mod:`paper_lib.paper_scale.recipe`).
@@ -97,7 +98,7 @@ def load_downstream(experiment_dir: Path) -> list[dict]:
 
 
 def _record(run: str, cfg: dict, result: dict) -> dict:
-    sets = {name: {k: r[k] for k in ("accuracy", "sem", "n")} for name, r in result.items()
+    sets = {name: {k: r.get(k) for k in ("accuracy", "sem", "n", "correct")} for name, r in result.items()
             if isinstance(r, dict) and "sem" in r}  # fmt: skip
     return {"run": run, "model": cfg["model"], "method": cfg["method"], "beta": cfg["beta"], "seed": cfg["seed"],
             "sets": sets}  # fmt: skip

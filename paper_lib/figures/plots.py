@@ -273,9 +273,9 @@ def fig_bg_early_late(early: list[str], late: list[str], steps: tuple[int, int])
     return fig
 
 
-def fig_validation_curves(val, peaks):
-    """Fig. 3 (ICML Fig. 6): validation accuracy per model (rows) and β (columns), mean ± 95% CI band per method,
-    a dashed line per run's peak."""
+def fig_validation_curves(val, peaks, caption: str = ""):
+    """Fig. 3 (ICML Fig. 6): validation accuracy per model (rows) and β (columns): every seed's curve (thin), the
+    mean with its 95% CI band over seeds per method, and a dashed line at each run's smoothed-peak step."""
     from paper_lib.analysis.stats import mean_ci
 
     models, betas = list(dict.fromkeys(val.model)), sorted(val.beta.unique())
@@ -283,19 +283,23 @@ def fig_validation_curves(val, peaks):
                              squeeze=False)  # fmt: skip
     for row, model in zip(axes, models):
         for ax, beta in zip(row, betas):
-            cell = val[(val.model == model) & (val.beta == beta)]
+            cell = val[(val.model == model) & (val.beta == beta)].dropna(subset=["val/accuracy"])
             for label, sub in cell.groupby("label", sort=False):
                 color = METHOD_COLORS[label]
-                by_step = sub.dropna(subset=["val/accuracy"]).groupby("step")["val/accuracy"]
-                ci = by_step.apply(lambda s: mean_ci(s.to_numpy())).apply(pd.Series)
-                ax.plot(ci.index, ci[0], color=color, lw=2, label=label)
-                ax.fill_between(ci.index, ci[1], ci[2], color=color, alpha=0.18)
+                for _, run in sub.groupby("run"):
+                    ax.plot(run.step, run["val/accuracy"], color=color, lw=0.6, alpha=0.35)
+                ci = sub.groupby("step")["val/accuracy"].apply(lambda s: mean_ci(s.to_numpy())).apply(pd.Series)
+                seeds = sub.run.nunique()
+                ax.plot(ci.index, ci[0], color=color, lw=2, label=f"{label}: mean of {seeds} seeds (thin: each)")
+                ax.fill_between(ci.index, ci[1], ci[2], color=color, alpha=0.18, label=f"{label}: 95% CI of the mean")
                 mine = peaks[(peaks.model == model) & (peaks.beta == beta) & (peaks.method == label)]
-                for step in mine.peak_step:
+                for step in mine.smoothed_step:
                     ax.axvline(step, color=color, ls="--", lw=0.8, alpha=0.7)
             title = f"β = {beta:g}" if len(models) == 1 else f"{model}, β = {beta:g}"
-            ax.set(title=title, xlabel="training step", ylabel="greedy validation accuracy")
-            ax.legend(frameon=False)
+            ax.set(title=title, xlabel="training step", ylabel="greedy validation accuracy (share of items)")
+            ax.legend(frameon=False, fontsize=7)
+    if caption:
+        fig.suptitle(caption + " · dashed: each run's smoothed-peak step", fontsize=9)
     fig.tight_layout()
     return fig
 
