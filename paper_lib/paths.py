@@ -86,6 +86,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "table3_differences": ("05_downstream", "tables/table3_differences.csv"),
     "table_overhead": ("06_overhead", "tables/table_overhead.csv"),
     "fig_step_breakdown": ("06_overhead", "figures/fig_step_breakdown.pdf"),
+    "table_power": ("07_report", "tables/table_power.csv"),
     "report": ("07_report", "REPORT.md"),
 }
 ARTIFACTS: dict[str, str] = {key: path for key, (_, path) in _REGISTRY.items()}

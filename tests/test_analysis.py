@@ -247,3 +247,22 @@ def test_the_footnote_is_judged_on_the_mean_over_seeds(tmp_path):
     assert rates((0.05, 0.0, 0.12, 1), (0.02, 0.0, 0.05, 0)) == "reproduced"  # 1 of 30 seeds converged
     assert rates((0.05, 0.0, 0.12, 1), (0.8, 0.6, 0.95, 25)) == "contradicted"
     assert rates((0.05, 0.0, 0.12, 1), (0.45, 0.3, 0.6, 12)) == "inconclusive"
+
+
+def test_table_power_puts_the_mde_beside_the_papers_effect(tmp_path):
+    import pandas as pd
+
+    from paper_lib.analysis.power import POWER_COLUMNS, power_table
+    from paper_lib.paths import artifact_path
+
+    path = artifact_path("table3_differences", "smoke", tmp_path)
+    path.parent.mkdir(parents=True)
+    pd.DataFrame([{"model": "tiny-qwen2", "beta": 0.0, "set": "average", "seeds": 10, "grpo": 0.40,
+                   "lambda_grpo": 0.45, "lambda_minus_grpo": 0.05, "ci_low": 0.02, "ci_high": 0.08, "mde": 0.03,
+                   "base": 0.25}]).to_csv(path, index=False)  # fmt: skip
+    t = power_table("smoke", tmp_path)
+    assert list(t.columns) == POWER_COLUMNS and len(t) == 1
+    r = t.iloc[0]
+    assert r.rl_gain == pytest.approx(0.15) and r.headroom == pytest.approx(5.0)
+    assert r.paper_effect == pytest.approx((0.5576 / 0.4837 - 1) * 0.40)  # the paper's +15.3%, at our GRPO score
+    assert r.detects_paper_effect and r.mde_share == pytest.approx(0.075)

@@ -305,6 +305,16 @@ def write_report(scale: str, root=None) -> Path:
              "Reproduced: the 95% interval lies on the paper's side; contradicted: it excludes the paper's direction "
              "or size; inconclusive: neither (the minimum detectable effect, MDE, says how large an effect could "
              "hide).", ""]  # fmt: skip
+    from paper_lib.analysis.power import power_table
+
+    power = power_table(scale, root)
+    if len(power):
+        lines += ["## Power of each λ-GRPO vs GRPO comparison (table_power)", "",
+                  "`mde`: the smallest difference detectable at 80% power (α = 0.05) with these seeds; "
+                  "`paper_effect`: the paper's difference in this comparison's units; `rl_gain`: GRPO's gain over "
+                  "the starting policy; `mde_share`: MDE / GRPO's score; `headroom`: rl_gain / MDE (a reasoning "
+                  "stand-in with power has MDE ≤ paper_effect, mde_share ≤ 0.05 and headroom ≥ 3).", "",
+                  markdown_table(power, "{:.3f}"), ""]  # fmt: skip
     extra = controls(scale, root)
     if len(extra):
         lines += ["## Controls and ablations (not claims of the paper)", "", markdown_table(extra), ""]
