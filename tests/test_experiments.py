@@ -84,3 +84,31 @@ def test_unknown_experiment_and_list(capsys):
         experiment_runs("chess", "small")
     assert main(["list", "--scale", "smoke", "--experiments", "process_sets"]) == 0
     assert capsys.readouterr().out.split() == ["process_sets/G6", "process_sets/G36"]
+
+
+def test_shared_position_profile_against_brute_force():
+    """Per tenth of each completion, the share of tokens with |λ| ≥ 2, from prefix comparisons done by hand."""
+    import math
+
+    import torch
+
+    from paper_lib.experiments.overlap import shared_position_profile
+    from paper_lib.reference import process_set_sizes_bruteforce
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        G, T = 6, 13
+        ids = torch.randint(0, 3, (G, T), generator=gen)
+        lengths = torch.randint(1, T + 1, (G,), generator=gen)
+        mask = (torch.arange(T) < lengths[:, None]).long()
+        seqs = [ids[i, : lengths[i]].tolist() for i in range(G)]
+        sizes = process_set_sizes_bruteforce(seqs)
+        shared, total = [0] * 10, [0] * 10
+        for seq, row in zip(seqs, sizes):
+            for t, size in enumerate(row):
+                b = 10 * t // len(seq)
+                total[b] += 1
+                shared[b] += size >= 2
+        expected = [s / n if n else math.nan for s, n in zip(shared, total)]
+        got = shared_position_profile(ids, mask)
+        assert all((math.isnan(e) and math.isnan(g)) or abs(e - g) < 1e-6 for e, g in zip(expected, got))

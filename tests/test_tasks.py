@@ -233,7 +233,7 @@ def test_arithmetic_reward():
 def test_make_task():
     assert make_task("toy_tree", n=1, r_neg=-1.0, seed=0) == ToyTreeTask(1, -1.0, 0)
     assert make_task("arithmetic", seed=2).reward_funcs() == [arithmetic_reward]
-    with pytest.raises(ValueError, match=r"unknown task 'x'; known: \['arithmetic', 'toy_tree'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'x'; known: \['arithmetic', 'sums', 'toy_tree'\]"):
         make_task("x")
 
 
@@ -261,3 +261,57 @@ def test_a_level_that_runs_out_leaves_the_cycle():
     assert arithmetic_dataset(300, (1, 2, 3), seed=0).to_list() == plain
     with pytest.raises(ValueError, match="exceeds the"):
         arithmetic_dataset(700, (1,), seed=0)
+
+
+# -------------------------------------------------------------------------------------------------------- sums
+def test_sum_problems_add_every_term_once_in_a_seeded_random_order():
+    from paper_lib.training.tasks import SUM_LEVELS, extract_sum_answer, sum_max_completion_length, sum_problem
+
+    rng = random.Random(0)
+    orders = set()
+    for level, (k, top) in SUM_LEVELS.items():
+        for _ in range(200):
+            row = sum_problem(rng, level)
+            terms = [int(t) for t in row["prompt"].rstrip("=").split("+")]
+            steps = row["solution"].split(",")
+            assert len(terms) == k and all(0 <= t <= top for t in terms) and len(steps) == k - 1
+            used, total = [], None
+            for step in steps:  # every step is "running+term=new", right, and starts from the last result
+                lhs, new = step.split("=")
+                a, b = map(int, lhs.split("+"))
+                assert a + b == int(new) and (total is None or a == total)
+                used += [a, b] if total is None else [b]
+                total = int(new)
+            assert sorted(used) == sorted(terms) and str(total) == row["answer"] == extract_sum_answer(row["solution"])
+            assert len(row["solution"]) <= sum_max_completion_length(level)
+            orders.add(steps[0].split("=")[0] == f"{terms[0]}+{terms[1]}")
+    assert orders == {True, False}  # the order varies: not always the prompt's
+    assert sum_max_completion_length(5) == len("19+19=38,38+19=57,57+19=76,76+19=95,95+19=114")
+
+
+def test_sum_reward_scores_the_final_result_only():
+    from paper_lib.training.tasks import extract_sum_answer, sum_reward
+
+    assert extract_sum_answer("3+7=10,10+15=25") == "25" and extract_sum_answer(" 3+7=10 ,10+15= 025") == "25"
+    assert extract_sum_answer("3+7=10,") is None and extract_sum_answer("25") is None  # no final "…=n" step
+    assert extract_sum_answer("3+7=10,10+15=") is None and extract_sum_answer(None) is None
+    assert sum_reward(["1+2=4,4+3=7", "1+2=3,3+3=6"], ["7", "7"]) == [1.0, 0.0]  # wrong steps, right answer: 1
+    with pytest.raises(ValueError, match="answer has 1 entries for 2"):
+        sum_reward(["a", "b"], ["7"])
+
+
+def test_sum_task_sets_are_disjoint_and_deterministic():
+    from paper_lib.training.tasks import SumTask, make_task
+
+    task = make_task("sums", seed=3)
+    assert isinstance(task, SumTask) and task.reward_funcs()[0].__name__ == "sum_reward"
+    tests = task.test_sets()
+    held = {p for ds in tests.values() for p in ds["prompt"]}
+    train = task.train(300)
+    val = task.validation(50, exclude=set(train["prompt"]) | held)
+    seen = held | set(train["prompt"])
+    assert len(held) == 500 and not held & set(train["prompt"]) and not set(val["prompt"]) & seen
+    assert {len(p.split("+")) for p in tests["level5"]["prompt"]} == {6}
+    assert train.to_list() == SumTask(seed=3).train(300).to_list()
+    with pytest.raises(ValueError, match="level must be one of"):
+        SumTask(train_levels=(6,))

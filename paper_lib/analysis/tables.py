@@ -23,6 +23,7 @@ __all__ = [
     "toy_verdict",
     "flat_trees_table",
     "per_step_process_stats",
+    "sampled_overlap_table",
     "peaks_table",
     "peak_claims",
 ]
@@ -150,6 +151,25 @@ def flat_trees_table(groups: pd.DataFrame) -> pd.DataFrame:
         rows.append({"G": G, "flat": flat, "groups": total, "non_flat_share": 1 - flat / total,
                      "paper_flat": p_flat, "paper_groups": p_total,
                      "paper_non_flat_share": 1 - p_flat / p_total if p_total == p_total else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def sampled_overlap_table(per_group: pd.DataFrame) -> pd.DataFrame:
+    """Per G, over groups sampled from a pretrained model: flat trees (with the exact 95% interval of their share),
+    the mean path depth and intermediate proportion with 95% t-intervals over groups, the share of tokens λ-GRPO
+    down-weights (weight < 1), the mean λ weight and completion length, and that share per tenth of the completion
+    (``shared_pos0`` … ``shared_pos9``, mean over groups)."""
+    rows = []
+    for G, g in per_group.groupby("G"):
+        k = int(g.flat.sum())
+        low, high = clopper_pearson(k, len(g))
+        row = {"G": G, "groups": len(g), "flat": k, "flat_low": low, "flat_high": high}
+        for name in ("depth_mean", "intermediate_mean", "shared_token_frac"):
+            m, lo, hi = mean_ci(g[name])
+            row |= {name: m, f"{name}_low": lo, f"{name}_high": hi}
+        row |= {"weight_mean": g.weight_mean.mean(), "length_mean": g.length_mean.mean()}
+        row |= {c: g[c].mean() for c in g.columns if c.startswith("shared_pos")}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -21,15 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_model(model_dir: Path, tokenizer_dir: Path, cfg: RunConfig) -> dict:
-    """Greedy accuracy ± SEM of the model in ``model_dir`` on each held-out level of the arithmetic task."""
+    """Greedy accuracy ± SEM of the model in ``model_dir`` on each held-out level of the run's task."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)  # the policy's; RL does not change it
     out = {}
-    for name, ds in tasks.ArithmeticTask(seed=cfg.task_seed).test_sets().items():
+    task = tasks.make_task(cfg.task, seed=cfg.task_seed)
+    reward = task.reward_funcs()[0]
+    for name, ds in task.test_sets().items():
         completions = greedy_completions(model, tokenizer, ds["prompt"], cfg.max_completion_length)
-        correct = [float(r >= 1.0) for r in tasks.arithmetic_reward(completions, ds["answer"])]
+        correct = [float(r >= 1.0) for r in reward(completions, ds["answer"])]
         acc, sem = accuracy_sem(correct)
         out[name] = {"accuracy": acc, "sem": sem, "n": len(correct), "correct": correct}
     return out

@@ -23,7 +23,7 @@ def _opt(default, help_text: str):
     return field(default=default, metadata={"help": help_text})
 
 
-_TASKS = ("arithmetic", "toy_tree")
+_TASKS = ("arithmetic", "sums", "toy_tree")
 _MODELS = ("tiny-qwen2", "smollm2-135m")
 
 
@@ -32,7 +32,10 @@ class RunConfig:
     """One training run: task, model, method and the GRPO settings. ``validate()`` names any bad field."""
 
     name: str = field(metadata={"help": "run directory name under --root (a plain folder name)"})
-    task: str = _opt("arithmetic", "arithmetic (multi-level sums) or toy_tree (the paper's §4.3 L/R tree)")
+    task: str = _opt(
+        "arithmetic",
+        "arithmetic (running results), sums (terms added in a free order) or toy_tree (the paper's §4.3 L/R tree)",
+    )
     model: str = _opt("tiny-qwen2", "tiny-qwen2 (random, offline) or smollm2-135m (pretrained, from a PyPI wheel)")
     method: str = _opt("lambda_grpo", "grpo (TRL's GRPO), lambda_grpo (Eq. 9) or scaled_grpo (scale-matched control)")
     seed: int = _opt(0, "sampling and data order; also the toy task's target")

@@ -30,7 +30,7 @@ from paper_lib.training.provenance import seed_everything
 
 __all__ = ["TrainerParts", "CpuRecipe", "CPU_RECIPE", "grpo_arguments", "is_main_process", "cuda"]
 
-_REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "toy_tree": {"prompt"}}
+_REQUIRED_COLUMNS = {"arithmetic": {"prompt", "answer"}, "sums": {"prompt", "answer"}, "toy_tree": {"prompt"}}
 
 
 @dataclass
@@ -132,10 +132,10 @@ def _wait_for(path: Path, timeout_s: float = 3600) -> None:
 
 # -- task, data, policy -----------------------------------------------------------------------------------------
 def _task(cfg: RunConfig):
-    """The arithmetic task (the toy task's target depends on the starting policy: :func:`toy_start.toy_task`)."""
+    """The arithmetic or sums task (the toy task's target depends on its starting policy: toy_start)."""
     if cfg.task == "toy_tree":
         raise ValueError("the toy task is built from its starting policy: use toy_start.toy_task(cfg, policy)")
-    return tasks.ArithmeticTask(seed=cfg.task_seed)
+    return tasks.make_task(cfg.task, seed=cfg.task_seed)
 
 
 def _datasets(cfg: RunConfig, task):
@@ -144,7 +144,7 @@ def _datasets(cfg: RunConfig, task):
         return task.dataset(cfg.max_steps * cfg.prompts_per_step), None
     train = task.train(cfg.train_size)
     exclude = set(train["prompt"]) | {p for ds in task.test_sets().values() for p in ds["prompt"]}
-    val = tasks.arithmetic_dataset(cfg.val_size, task.train_levels, seed=cfg.task_seed + 1, exclude=exclude)
+    val = task.validation(cfg.val_size, exclude)
     return train, val
 
 
@@ -169,7 +169,7 @@ def _warm_start(cfg: RunConfig, out: Path) -> None:
         if cfg.task == "toy_tree":  # the same L/R policy at 2/3 of the cost (smollm2.prune_vocabulary)
             model, tokenizer = smollm2.prune_vocabulary(model, tokenizer, "LR")
     losses = []
-    if cfg.task == "arithmetic" and cfg.warm_start_steps:
+    if cfg.task != "toy_tree" and cfg.warm_start_steps:
         train, _ = _datasets(cfg, _task(cfg))
         seed_everything(cfg.init_seed)
         steps, lr = cfg.warm_start_steps, cfg.warm_start_lr

@@ -41,6 +41,8 @@ __all__ = [
     "TASKS",
     "TOY_CHARS",
     "ArithmeticTask",
+    "SUM_LEVELS",
+    "SumTask",
     "ToyTreeTask",
     "arithmetic_dataset",
     "arithmetic_max_lengths",
@@ -49,6 +51,10 @@ __all__ = [
     "arithmetic_test_sets",
     "extract_answer",
     "make_task",
+    "extract_sum_answer",
+    "sum_max_completion_length",
+    "sum_problem",
+    "sum_reward",
     "toy_tree_reward_func",
 ]
 
@@ -56,6 +62,8 @@ TOY_CHARS = "LR>"
 ARITHMETIC_CHARS = "0123456789+-=,"
 # level -> (number of operations, largest operand); the running result can exceed the largest operand.
 ARITHMETIC_LEVELS = {1: (1, 19), 2: (2, 9), 3: (2, 19), 4: (3, 19), 5: (4, 19)}
+# sums: level -> (number of terms, largest term); the solution adds them in a random order (:func:`sum_problem`).
+SUM_LEVELS = {1: (3, 9), 2: (3, 19), 3: (4, 19), 4: (5, 19), 5: (6, 19)}
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
@@ -168,10 +176,11 @@ def toy_tree_reward_func(task: ToyTreeTask):
 
 
 # -------------------------------------------------------------------------------------------------- arithmetic
-def _check_level(level) -> tuple[int, int]:
-    if isinstance(level, bool) or not isinstance(level, int) or level not in ARITHMETIC_LEVELS:
-        raise ValueError(f"level must be one of {sorted(ARITHMETIC_LEVELS)}, got {level!r}")
-    return ARITHMETIC_LEVELS[level]
+def _check_level(level, table: dict[int, tuple[int, int]] | None = None) -> tuple[int, int]:
+    table = ARITHMETIC_LEVELS if table is None else table
+    if isinstance(level, bool) or not isinstance(level, int) or level not in table:
+        raise ValueError(f"level must be one of {sorted(table)}, got {level!r}")
+    return table[level]
 
 
 def arithmetic_max_lengths(level: int) -> tuple[int, int]:
@@ -199,26 +208,31 @@ def arithmetic_problem(rng: random.Random, level: int) -> dict:
 _EXHAUSTED = 200  # draws in a row that were all seen before: the level has no new problems left
 
 
-def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterable[str] = ()) -> Dataset:
+def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterable[str] = (),
+                       problem=None) -> Dataset:  # fmt: skip
     """``n`` distinct problems cycling through ``levels``, none with a prompt in ``exclude``.
 
     A level whose distinct problems run out (:data:`_EXHAUSTED` draws in a row already seen; level 1 has about 600)
     leaves the cycle and the others fill the rest, so ``n`` is limited by all the levels together, not by the
     smallest; while no level runs out the rows are exactly those of a plain cycle. Columns: ``prompt``, ``answer``
     (the final integer as a string), ``solution`` (the worked completion, for a supervised warm start) and
-    ``level``. The same arguments always give the same rows.
+    ``level``. The same arguments always give the same rows. ``problem``: the generator, :func:`arithmetic_problem`
+    by default, or :func:`sum_problem` (whose levels are :data:`SUM_LEVELS`).
     """
+    problem = arithmetic_problem if problem is None else problem
+    table = SUM_LEVELS if problem is sum_problem else ARITHMETIC_LEVELS
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not levels:
         raise ValueError("levels must name at least one level")
     for level in levels:
-        _check_level(level)
-    rng, seen, rows = random.Random(f"arithmetic:{seed}:{tuple(levels)}"), set(exclude), []
+        _check_level(level, table)
+    tag = "arithmetic" if problem is arithmetic_problem else problem.__name__
+    rng, seen, rows = random.Random(f"{tag}:{seed}:{tuple(levels)}"), set(exclude), []
     active, misses = list(levels), 0
     while len(rows) < n and active:
         level = active[len(rows) % len(active)]
-        row = arithmetic_problem(rng, level)
+        row = problem(rng, level)
         if row["prompt"] in seen:
             misses += 1
             if misses == _EXHAUSTED:
@@ -233,11 +247,12 @@ def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterab
     return Dataset.from_list(rows)
 
 
-def arithmetic_test_sets(n_per_level: int, seed: int, exclude: Iterable[str] = ()) -> dict[str, Dataset]:
+def arithmetic_test_sets(n_per_level: int, seed: int, exclude: Iterable[str] = (), problem=None) -> dict[str, Dataset]:
     """One held-out set per level: ``{"level1": Dataset, ..., "level5": Dataset}``, ``n_per_level`` rows each."""
     seen, sets = set(exclude), {}
-    for k in sorted(ARITHMETIC_LEVELS):  # levels may share problems (2 ops ≤ 9 also fits 2 ops ≤ 19): keep them apart
-        sets[f"level{k}"] = arithmetic_dataset(n_per_level, (k,), seed, frozenset(seen))
+    table = SUM_LEVELS if problem is sum_problem else ARITHMETIC_LEVELS
+    for k in sorted(table):  # levels may share problems (2 ops ≤ 9 also fits 2 ops ≤ 19): keep them apart
+        sets[f"level{k}"] = arithmetic_dataset(n_per_level, (k,), seed, frozenset(seen), problem)
         seen |= set(sets[f"level{k}"]["prompt"])
     return sets
 
@@ -262,14 +277,59 @@ def arithmetic_reward(completions, answer, **kwargs) -> list[float]:
     return [float(extract_answer(c) == str(a)) for c, a in zip(completions, answer)]
 
 
+# ---------------------------------------------------------------------------------------------------------- sums
+def sum_problem(rng: random.Random, level: int) -> dict:
+    """One sum of ``k`` terms whose worked solution adds them **in a random order**, one step per addition::
+
+        prompt "7+15+3="   solution "3+7=10,10+15=25"   answer "25"
+
+    Any order is right, so a model warm-started on such solutions starts out unsure of its first steps: sampled
+    completions of one prompt part early, and share more as RL makes the policy prefer an order (docs/paper.md §3.2).
+    """
+    k, top = _check_level(level, SUM_LEVELS)
+    terms = [rng.randint(0, top) for _ in range(k)]
+    order = rng.sample(range(k), k)
+    total, steps = terms[order[0]], []
+    for j in order[1:]:
+        steps.append(f"{total}+{terms[j]}={total + terms[j]}")
+        total += terms[j]
+    return {"prompt": "+".join(map(str, terms)) + "=", "answer": str(total), "solution": ",".join(steps),
+            "level": level}  # fmt: skip
+
+
+def sum_max_completion_length(level: int) -> int:
+    """The longest worked solution at ``level`` in characters (every term at the maximum)."""
+    k, top = _check_level(level, SUM_LEVELS)
+    return sum(len(f"{j * top}+{top}={(j + 1) * top}") for j in range(1, k)) + (k - 2)
+
+
+def extract_sum_answer(completion) -> str | None:
+    """The integer after the last ``=`` of the last comma-separated step (``"3+7=10,10+15=25"`` → ``"25"``), else
+    None. Only the answer is scored (an outcome reward); the steps before it are not checked."""
+    text = _clean(completion)
+    if not text or "=" not in text.rsplit(",", 1)[-1]:
+        return None
+    field = text.rsplit("=", 1)[-1]
+    return str(int(field)) if _INTEGER.fullmatch(field) else None
+
+
+def sum_reward(completions, answer, **kwargs) -> list[float]:
+    """TRL reward function: 1.0 where :func:`extract_sum_answer` equals the row's ``answer`` column, else 0.0."""
+    if len(completions) != len(answer):
+        raise ValueError(f"answer has {len(answer)} entries for {len(completions)} completions")
+    return [float(extract_sum_answer(c) == str(a)) for c, a in zip(completions, answer)]
+
+
 @dataclass(frozen=True)
 class ArithmeticTask:
-    """The arithmetic task at one seed: held-out sets per level, and a training set disjoint from all of them."""
+    """The arithmetic task at one seed: held-out sets per level, a training set disjoint from all of them, and a
+    validation set disjoint from both (:meth:`validation`)."""
 
     seed: int = 0
     n_test: int = 100
     train_levels: tuple[int, ...] = (1, 2, 3)
     CHARS: ClassVar[str] = ARITHMETIC_CHARS
+    LEVELS: ClassVar[dict[int, tuple[int, int]]] = ARITHMETIC_LEVELS
 
     def __post_init__(self):
         if not isinstance(self.n_test, int) or self.n_test < 1:
@@ -277,21 +337,47 @@ class ArithmeticTask:
         if not self.train_levels:
             raise ValueError("train_levels must name at least one level")
         for level in self.train_levels:
-            _check_level(level)
+            _check_level(level, self.LEVELS)
+
+    @staticmethod
+    def problem(rng: random.Random, level: int) -> dict:
+        return arithmetic_problem(rng, level)
+
+    def _problem(self):
+        return arithmetic_problem if type(self).problem is ArithmeticTask.problem else sum_problem
 
     def test_sets(self) -> dict[str, Dataset]:
-        return arithmetic_test_sets(self.n_test, self.seed)
+        return arithmetic_test_sets(self.n_test, self.seed, problem=self._problem())
 
     def train(self, n: int) -> Dataset:
         held_out = {p for ds in self.test_sets().values() for p in ds["prompt"]}
-        return arithmetic_dataset(n, self.train_levels, self.seed, exclude=held_out)
+        return arithmetic_dataset(n, self.train_levels, self.seed, exclude=held_out, problem=self._problem())
+
+    def validation(self, n: int, exclude: Iterable[str]) -> Dataset:
+        """``n`` problems of the training levels, none in ``exclude`` (pass the training and test prompts)."""
+        return arithmetic_dataset(n, self.train_levels, self.seed + 1, exclude=exclude, problem=self._problem())
 
     def reward_funcs(self) -> list:
         return [arithmetic_reward]
 
 
+@dataclass(frozen=True)
+class SumTask(ArithmeticTask):
+    """Sums of 3–6 terms added in a random order (:func:`sum_problem`): the CPU reasoning stand-in whose completions
+    are long enough (up to 5 steps, ~50 characters) for groups to part early and share more as RL sharpens them."""
+
+    LEVELS: ClassVar[dict[int, tuple[int, int]]] = SUM_LEVELS
+
+    @staticmethod
+    def problem(rng: random.Random, level: int) -> dict:
+        return sum_problem(rng, level)
+
+    def reward_funcs(self) -> list:
+        return [sum_reward]
+
+
 # ---------------------------------------------------------------------------------------------------- registry
-TASKS = {"toy_tree": ToyTreeTask, "arithmetic": ArithmeticTask}
+TASKS = {"toy_tree": ToyTreeTask, "arithmetic": ArithmeticTask, "sums": SumTask}
 
 
 def make_task(name: str, **kwargs) -> ToyTreeTask | ArithmeticTask:
