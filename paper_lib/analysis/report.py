@@ -188,7 +188,7 @@ def _smollm2(scale, root) -> list[dict]:
          "paper": "≤ 0.05 for most of training (DeepSeek-R1-Distill-Qwen-1.5B, up to 4096 tokens)", "ours": inter,
          "verdict": share_verdict,
          "why": "95% t-interval over groups of the mean intermediate proportion against 0.05, every G "
-                "(table_smollm2_overlap); our completions are at most 256 tokens"},
+                "(table_smollm2_overlap); our completions are at most 128 tokens"},
     ]  # fmt: skip
 
 

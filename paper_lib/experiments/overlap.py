@@ -85,7 +85,7 @@ def sampled_group_statistics(model, tokenizer, questions, sizes, temperature: fl
 
 # The committed sample (results/<scale>/runs/smollm2_groups/): enough groups per G for the §3.2 statistics to have
 # usable intervals, long enough completions for depth to mean something, the authors' sampling temperature.
-SAMPLE = {"small": {"questions": 50, "sizes": (6, 36), "max_new_tokens": 256, "temperature": 0.75, "seed": 0},
+SAMPLE = {"small": {"questions": 50, "sizes": (6, 36), "max_new_tokens": 128, "temperature": 0.75, "seed": 0},
           "smoke": {"questions": 2, "sizes": (6,), "max_new_tokens": 8, "temperature": 0.75, "seed": 0}}  # fmt: skip
 
 
