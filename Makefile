@@ -104,8 +104,6 @@ reproduce-locked: $(ENV) runs $(EXECUTED)
 runs: $(ENV) preflight ## train every run of SCALE not yet finished (JOBS workers)
 	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS) $(RUNS_FLAGS) \
 		--report-to $(REPORT_TO)
-	@# §3.2's groups sampled from SmolLM2-135M before training (small only: CI has no SmolLM2); kept once finished
-	if [ "$(SCALE)" = small ]; then $(PY) -m paper_lib.experiments.overlap --scale $(SCALE) --root $(RESULTS); fi
 
 # Touched only when a run's manifest changed since the last time, so a `runs` that trained nothing leaves the
 # notebooks that read the runs up to date.
