@@ -270,11 +270,15 @@ def extract_answer(completion) -> str | None:
     return str(int(field)) if _INTEGER.fullmatch(field) else None
 
 
-def arithmetic_reward(completions, answer, **kwargs) -> list[float]:
-    """TRL reward function: 1.0 where :func:`extract_answer` equals the row's ``answer`` column, else 0.0."""
+def _exact_match(extract, completions, answer) -> list[float]:
     if len(completions) != len(answer):
         raise ValueError(f"answer has {len(answer)} entries for {len(completions)} completions")
-    return [float(extract_answer(c) == str(a)) for c, a in zip(completions, answer)]
+    return [float(extract(c) == str(a)) for c, a in zip(completions, answer)]
+
+
+def arithmetic_reward(completions, answer, **kwargs) -> list[float]:
+    """TRL reward function: 1.0 where :func:`extract_answer` equals the row's ``answer`` column, else 0.0."""
+    return _exact_match(extract_answer, completions, answer)
 
 
 # ---------------------------------------------------------------------------------------------------------- sums
@@ -315,9 +319,7 @@ def extract_sum_answer(completion) -> str | None:
 
 def sum_reward(completions, answer, **kwargs) -> list[float]:
     """TRL reward function: 1.0 where :func:`extract_sum_answer` equals the row's ``answer`` column, else 0.0."""
-    if len(completions) != len(answer):
-        raise ValueError(f"answer has {len(answer)} entries for {len(completions)} completions")
-    return [float(extract_sum_answer(c) == str(a)) for c, a in zip(completions, answer)]
+    return _exact_match(extract_sum_answer, completions, answer)
 
 
 @dataclass(frozen=True)
