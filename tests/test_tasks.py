@@ -315,3 +315,22 @@ def test_sum_task_sets_are_disjoint_and_deterministic():
     assert train.to_list() == SumTask(seed=3).train(300).to_list()
     with pytest.raises(ValueError, match="level must be one of"):
         SumTask(train_levels=(6,))
+
+
+def test_the_sum_warm_start_sees_every_problem_in_several_orders():
+    from paper_lib.training.tasks import SumTask, extract_sum_answer
+
+    task = SumTask(seed=1)
+    train = task.train(20)
+    rows = task.warm_start_rows(train)
+    assert len(rows) == 20 * SumTask.ORDERS and rows.to_list() == task.warm_start_rows(train).to_list()
+    for k, row in enumerate(train):
+        mine = rows.select(range(k * SumTask.ORDERS, (k + 1) * SumTask.ORDERS))
+        assert set(mine["prompt"]) == {row["prompt"]} and set(mine["answer"]) == {row["answer"]}
+        assert all(extract_sum_answer(s) == row["answer"] for s in mine["solution"])
+    firsts = {s.split("+")[0] for s in rows["solution"]}
+    assert len(firsts) > 10  # orders differ, not one memorisable order per problem
+    from paper_lib.training.tasks import ArithmeticTask
+
+    plain = ArithmeticTask().train(5)
+    assert ArithmeticTask().warm_start_rows(plain) is plain

@@ -170,10 +170,11 @@ def _warm_start(cfg: RunConfig, out: Path) -> None:
             model, tokenizer = smollm2.prune_vocabulary(model, tokenizer, "LR")
     losses = []
     if cfg.task != "toy_tree" and cfg.warm_start_steps:
-        train, _ = _datasets(cfg, _task(cfg))
+        task = _task(cfg)
+        train, _ = _datasets(cfg, task)
         seed_everything(cfg.init_seed)
         steps, lr = cfg.warm_start_steps, cfg.warm_start_lr
-        model, losses = supervised_warm_start(model, tokenizer, train, steps, lr, cfg.init_seed)
+        model, losses = supervised_warm_start(model, tokenizer, task.warm_start_rows(train), steps, lr, cfg.init_seed)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

@@ -362,6 +362,10 @@ class ArithmeticTask:
     def reward_funcs(self) -> list:
         return [arithmetic_reward]
 
+    def warm_start_rows(self, train: Dataset) -> Dataset:
+        """The supervised warm start's ``prompt → solution`` rows: the training rows themselves."""
+        return train
+
 
 @dataclass(frozen=True)
 class SumTask(ArithmeticTask):
@@ -370,12 +374,30 @@ class SumTask(ArithmeticTask):
 
     LEVELS: ClassVar[dict[int, tuple[int, int]]] = SUM_LEVELS
 
+    ORDERS: ClassVar[int] = 8  # worked solutions per training problem in the warm start, each in its own order
+
     @staticmethod
     def problem(rng: random.Random, level: int) -> dict:
         return sum_problem(rng, level)
 
     def reward_funcs(self) -> list:
         return [sum_reward]
+
+    def warm_start_rows(self, train: Dataset) -> Dataset:
+        """Each training problem with :attr:`ORDERS` worked solutions in seeded random orders, so that the warm start
+        learns that any order is right instead of memorising one order per problem (which makes its first steps
+        as sure as its arithmetic, and the groups of RL share long prefixes from the start)."""
+        rng, rows = random.Random(f"sum-orders:{self.seed}"), []
+        for row in train:
+            terms = row["prompt"].rstrip("=").split("+")
+            for _ in range(self.ORDERS):
+                order = rng.sample(terms, len(terms))
+                total, steps = int(order[0]), []
+                for t in order[1:]:
+                    steps.append(f"{total}+{t}={total + int(t)}")
+                    total += int(t)
+                rows.append(row | {"solution": ",".join(steps)})
+        return Dataset.from_list(rows)
 
 
 # ---------------------------------------------------------------------------------------------------- registry
