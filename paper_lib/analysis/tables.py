@@ -217,7 +217,7 @@ def peak_claims(peaks: pd.DataFrame) -> pd.DataFrame:
         a = g[g.method == "λ-GRPO"].set_index("seed").sort_index()
         b = g[g.method == "GRPO"].set_index("seed").loc[a.index]
         gain = paired_evidence(a.smoothed_peak, b.smoothed_peak)
-        grpo_peak = float(b.smoothed_peak.mean())
+        grpo_peak = np.float64(b.smoothed_peak.mean())  # a ratio over 0 is inf or NaN, not an error
         steps = paired_evidence(PEAK_STEP_RATIO * b.smoothed_step, a.smoothed_step)
         rows.append({
             "model": model, "loss_type": loss_type, "beta": beta, "seeds": len(a),
@@ -229,7 +229,7 @@ def peak_claims(peaks: pd.DataFrame) -> pd.DataFrame:
             "mde": gain.mde, "rel_improvement": gain.estimate / grpo_peak,
             "higher": judge(gain), "gain_10pct": judge(gain, PEAK_GAIN * grpo_peak),
             "lambda_peak_step": a.smoothed_step.mean(), "grpo_peak_step": b.smoothed_step.mean(),
-            "step_ratio": a.smoothed_step.mean() / b.smoothed_step.mean(),
+            "step_ratio": np.float64(a.smoothed_step.mean()) / b.smoothed_step.mean(),
             "step_margin": steps.estimate, "step_ci_low": steps.ci_low, "step_ci_high": steps.ci_high,
             "half_the_steps": judge(steps),
         })  # fmt: skip
