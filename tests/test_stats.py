@@ -101,3 +101,17 @@ def test_smoothed_peak_resists_one_lucky_evaluation():
     assert expected_max_normal(2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-6)
     rng = __import__("numpy").random.default_rng(0)  # against simulation
     assert expected_max_normal(30) == pytest.approx(rng.standard_normal((200_000, 30)).max(1).mean(), abs=0.01)
+
+
+def test_interval_verdicts_for_either_side_and_for_several_parts():
+    from paper_lib.analysis.verdicts import combine, judge_bounds
+
+    assert judge_bounds(0.6, 0.9, 0.5) == "reproduced" and judge_bounds(0.1, 0.4, 0.5) == "contradicted"
+    assert judge_bounds(0.0, 0.003, 0.01, "below") == "reproduced" and judge_bounds(0.02, 0.1, 0.01, "below") == (
+        "contradicted")  # fmt: skip
+    assert judge_bounds(0.0, 0.02, 0.01, "below") == "inconclusive" and judge_bounds(math.nan, 1, 0) == "inconclusive"
+    assert combine(["reproduced", "reproduced"]) == "reproduced"
+    assert combine(["reproduced", "inconclusive"]) == "inconclusive"
+    assert combine(["inconclusive", "contradicted", "reproduced"]) == "contradicted"
+    with pytest.raises(ValueError, match="above' or 'below"):
+        judge_bounds(0, 1, 0, "over")

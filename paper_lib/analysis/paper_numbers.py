@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["TABLE1", "FLAT_TREES", "TABLE2", "TABLE2_CELLS", "WINS", "paper_wins", "OVERHEAD_S_PER_TOKEN"]
+__all__ = [
+    "TABLE1",
+    "FLAT_TREES",
+    "TABLE2",
+    "TABLE2_CELLS",
+    "WINS",
+    "paper_wins",
+    "table2_row",
+    "table2_relative_gain",
+    "OVERHEAD_S_PER_TOKEN",
+]
 
 # Table 1 (ICML), target frequency in the last 50 steps, mean of 5 seeds: (n, r_neg) -> (GRPO, λ-GRPO).
 TABLE1 = {
@@ -49,6 +59,20 @@ def paper_wins(version: str, against: str) -> tuple[int, int]:
         wins += sum(a > b for a, b in zip(accs, other))
         cells += len(accs)
     return wins, cells
+
+
+_TABLE2_ROWS = {"qwen-1.5b": "Qwen", "llama-1b": "Llama"}  # our preset names -> the paper's Table 2 rows
+
+
+def table2_row(model: str) -> str:
+    """The paper's Table 2 row a model is compared with: its own at the paper scale, Qwen for the CPU stand-ins."""
+    return _TABLE2_ROWS.get(model, "Qwen")
+
+
+def table2_relative_gain(row: str, beta: float) -> float:
+    """λ-GRPO's average over GRPO's in the paper's Table 2, minus 1 (Qwen β = 0: +15.3%)."""
+    q = TABLE2[(row, beta)]
+    return q["λ-GRPO"] / q["GRPO"] - 1
 
 
 # Win counts over the 20 benchmark cells (docs/paper.md §5.3: 15/20 and 14/20, as the paper states; GRPO over the

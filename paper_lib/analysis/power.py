@@ -50,11 +50,11 @@ def _table2_rows(scale, root) -> list[dict]:
         return []
     rows = []
     for r in t3[t3.set == "average"].itertuples():
-        q = paper.TABLE2[({"qwen-1.5b": "Qwen", "llama-1b": "Llama"}.get(r.model, "Qwen"), r.beta)]
+        paper_gain = paper.table2_relative_gain(paper.table2_row(r.model), r.beta)
         rows.append({"comparison": f"Table 2 ({r.model}, β={r.beta:g}): held-out average", "n_seeds": int(r.seeds),
                      "grpo": r.grpo, "lambda_grpo": r.lambda_grpo, "delta": r.lambda_minus_grpo, "ci_low": r.ci_low,
                      "ci_high": r.ci_high, "mde": r.mde, "rl_gain": r.grpo - r.base,
-                     "paper_effect": (q["λ-GRPO"] / q["GRPO"] - 1) * r.grpo})  # fmt: skip
+                     "paper_effect": paper_gain * r.grpo})  # fmt: skip
     return rows
 
 

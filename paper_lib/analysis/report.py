@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from paper_lib.analysis import paper_numbers as paper
-from paper_lib.analysis.verdicts import VERDICTS, Evidence
+from paper_lib.analysis.verdicts import VERDICTS, Evidence, combine, judge, judge_bounds
 from paper_lib.experiments.plan import departures, main_loss_type
 from paper_lib.paths import artifact_path
 
@@ -107,8 +107,7 @@ def _toy_footnote(scale, root) -> list[dict]:
     high = None if rates is None else rates[rates.lr == 5e-5]  # the paper's 5x rate (the pretrained tiers)
     if high is None or high.empty:
         return []
-    below, above = bool((high.ci_high < CONVERGED).all()), bool((high.ci_low > CONVERGED).any())
-    verdict = "reproduced" if below else ("contradicted" if above else "inconclusive")
+    verdict = combine(judge_bounds(r.ci_low, r.ci_high, CONVERGED, "below") for r in high.itertuples())
     ours = "; ".join(f"{r.method} {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}], converged "
                      f"{_converged(r.converged, r.seeds)}" for r in high.itertuples())  # fmt: skip
     return [{"claim": "Footnote: at 5× the learning rate (5e-5) neither method converges on the target",
@@ -147,8 +146,7 @@ def _flat(scale, root) -> dict:
     bounds = [clopper_pearson(int(r.flat), int(r.groups)) for r in t.itertuples()]
     ours = "; ".join(f"G={r.G}: {r.flat}/{r.groups} flat [{lo:.4f}, {hi:.4f}]" for r, (lo, hi) in
                      zip(t.itertuples(), bounds))  # fmt: skip
-    verdict = ("reproduced" if all(hi < FEW_FLAT for _, hi in bounds) else
-               "contradicted" if any(lo > FEW_FLAT for lo, _ in bounds) else "inconclusive")  # fmt: skip
+    verdict = combine(judge_bounds(lo, hi, FEW_FLAT, "below") for lo, hi in bounds)
     return {"claim": claim,
             "paper": "; ".join(f"G={G}: {f}/{n} flat" for G, (f, n) in paper.FLAT_TREES.items()), "ours": ours,
             "verdict": verdict,
@@ -161,8 +159,6 @@ EARLY_SHARE = 0.05  # docs/paper.md §3.2: the intermediate proportion stays "ne
 
 def _smollm2(scale, root) -> list[dict]:
     """§3.2's two statistics on groups sampled from a real pretrained LM (SmolLM2-135M) before any training."""
-    from paper_lib.analysis.verdicts import Evidence, judge
-
     t = _table("table_smollm2_overlap", scale, root)
     if t is None or "flat_low" not in t:  # not sampled (smoke), or a table of the old 4-group sample
         return []
@@ -170,13 +166,9 @@ def _smollm2(scale, root) -> list[dict]:
     flat = "; ".join(
         f"G={r.G}: {r.flat}/{r.groups} flat [{r.flat_low:.3f}, {r.flat_high:.3f}]" for r in t.itertuples()
     )
-    flat_verdict = ("reproduced" if (t.flat_high < FEW_FLAT).all() else
-                    "contradicted" if (t.flat_low > FEW_FLAT).any() else "inconclusive")  # fmt: skip
-    shares = [Evidence(EARLY_SHARE - r.intermediate_mean, EARLY_SHARE - r.intermediate_mean_high,
-                       EARLY_SHARE - r.intermediate_mean_low, float("nan"), float("nan"), int(r.groups))
-              for r in t.itertuples()]  # fmt: skip
-    verdicts = {judge(e) for e in shares}
-    share_verdict = next(v for v in ("contradicted", "inconclusive", "reproduced") if v in verdicts)
+    flat_verdict = combine(judge_bounds(r.flat_low, r.flat_high, FEW_FLAT, "below") for r in t.itertuples())
+    share_verdict = combine(judge_bounds(r.intermediate_mean_low, r.intermediate_mean_high, EARLY_SHARE, "below")
+                            for r in t.itertuples())  # fmt: skip
     inter = "; ".join(f"G={r.G}: {r.intermediate_mean:.3f} [{r.intermediate_mean_low:.3f}, "
                       f"{r.intermediate_mean_high:.3f}], depth {r.depth_mean:.2f}, {r.length_mean:.0f} tokens"
                       for r in t.itertuples())  # fmt: skip
@@ -192,9 +184,6 @@ def _smollm2(scale, root) -> list[dict]:
     ]  # fmt: skip
 
 
-_PAPER_MODEL = {"qwen-1.5b": "Qwen", "llama-1b": "Llama"}  # the paper's Table 2 rows; CPU stand-ins compare with Qwen
-
-
 def _model_note(model: str, models) -> str:
     return f"{model}, " if len(set(models)) > 1 else ""
 
@@ -204,16 +193,14 @@ def _evidence(row) -> Evidence:
 
 
 def _table2(scale, root) -> list[dict]:
-    from paper_lib.analysis.verdicts import judge
-
     t3 = _table("table3_differences", scale, root)
     if t3 is None:
         return [_absent("Table 2: λ-GRPO's average beats GRPO's", "Qwen and Llama, β = 0 and 0.04", "05")]
     rows = []
     for r in t3[t3.set == "average"].itertuples():
-        paper_row = _PAPER_MODEL.get(r.model, "Qwen")
+        paper_row = paper.table2_row(r.model)
         paper_q = paper.TABLE2[(paper_row, r.beta)]
-        paper_rel = paper_q["λ-GRPO"] / paper_q["GRPO"] - 1
+        paper_rel = paper.table2_relative_gain(paper_row, r.beta)
         ev = _evidence(r)
         rows.append({"claim": f"Table 2 ({_model_note(r.model, t3.model)}β={r.beta:g}): λ-GRPO's average beats GRPO's",
                      "paper": f"{paper_row} {paper_q['λ-GRPO']:.4f} vs {paper_q['GRPO']:.4f} ({paper_rel:+.1%})",
@@ -245,7 +232,7 @@ def _wins(t3: pd.DataFrame) -> list[dict]:
             gw, gn = paper.WINS["grpo_vs_base"]
             ours += f"; GRPO over the base: {counts['grpo_vs_base']}/{n} (the paper's Table 2: {gw}/{gn})"
         rows.append({"claim": f"Win count: {claim}", "paper": f"{pw}/{pn}", "ours": ours,
-                     "verdict": "reproduced" if lo > 0.5 else ("contradicted" if hi < 0.5 else "inconclusive"),
+                     "verdict": judge_bounds(lo, hi, 0.5),
                      "why": "cells where the mean accuracy is higher (averages excluded); exact 95% interval of the "
                             "share of cells won against one half"})  # fmt: skip
     return rows

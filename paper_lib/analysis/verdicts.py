@@ -22,7 +22,7 @@ import numpy as np
 
 from paper_lib.analysis.stats import mde_paired, mean_ci, paired_permutation_p
 
-__all__ = ["VERDICTS", "Evidence", "paired_evidence", "judge"]
+__all__ = ["VERDICTS", "Evidence", "paired_evidence", "judge", "judge_bounds", "combine"]
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 
@@ -62,11 +62,28 @@ def paired_evidence(a, b, shift: float = 0.0) -> Evidence:
 def judge(evidence: Evidence, threshold: float = 0.0, paper_size: float | None = None) -> str:
     """The verdict on "q > ``threshold``" from the CI of q; ``paper_size``: the paper's own value of q, if the claim
     carries one (a CI entirely below it contradicts the paper's size even when it does not exclude the direction)."""
-    low, high = evidence.ci_low, evidence.ci_high
+    verdict = judge_bounds(evidence.ci_low, evidence.ci_high, threshold)
+    if verdict == "inconclusive" and paper_size is not None and evidence.ci_high < paper_size:
+        return "contradicted"
+    return verdict
+
+
+def judge_bounds(low: float, high: float, threshold: float, claim: str = "above") -> str:
+    """The verdict on "the quantity lies ``claim`` (``"above"`` or ``"below"``) ``threshold``" from its interval
+    ``[low, high]`` (a t-interval or an exact binomial one); NaN bounds are inconclusive."""
+    if claim not in ("above", "below"):
+        raise ValueError(f"claim must be 'above' or 'below', got {claim!r}")
     if math.isnan(low) or math.isnan(high):
         return "inconclusive"
-    if low > threshold:
-        return "reproduced"
-    if high < threshold or (paper_size is not None and not math.isnan(paper_size) and high < paper_size):
+    on_side, off_side = (low > threshold, high < threshold) if claim == "above" else (high < threshold,
+                                                                                     low > threshold)  # fmt: skip
+    return "reproduced" if on_side else ("contradicted" if off_side else "inconclusive")
+
+
+def combine(verdicts) -> str:
+    """One verdict for a claim about every part (each G, each method): contradicted if any part contradicts it,
+    reproduced if every part reproduces it, else inconclusive."""
+    verdicts = set(verdicts)
+    if "contradicted" in verdicts:
         return "contradicted"
-    return "inconclusive"
+    return "reproduced" if verdicts == {"reproduced"} else "inconclusive"

@@ -205,6 +205,11 @@ def arithmetic_problem(rng: random.Random, level: int) -> dict:
     return {"prompt": prompt + "=", "answer": str(value), "solution": ",".join(steps), "level": level}
 
 
+def _levels_of(problem) -> dict[int, tuple[int, int]]:
+    """The level table of a problem generator (None: :func:`arithmetic_problem`)."""
+    return SUM_LEVELS if problem is sum_problem else ARITHMETIC_LEVELS
+
+
 _EXHAUSTED = 200  # draws in a row that were all seen before: the level has no new problems left
 
 
@@ -220,7 +225,7 @@ def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterab
     by default, or :func:`sum_problem` (whose levels are :data:`SUM_LEVELS`).
     """
     problem = arithmetic_problem if problem is None else problem
-    table = SUM_LEVELS if problem is sum_problem else ARITHMETIC_LEVELS
+    table = _levels_of(problem)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not levels:
@@ -250,8 +255,8 @@ def arithmetic_dataset(n: int, levels: Sequence[int], seed: int, exclude: Iterab
 def arithmetic_test_sets(n_per_level: int, seed: int, exclude: Iterable[str] = (), problem=None) -> dict[str, Dataset]:
     """One held-out set per level: ``{"level1": Dataset, ..., "level5": Dataset}``, ``n_per_level`` rows each."""
     seen, sets = set(exclude), {}
-    table = SUM_LEVELS if problem is sum_problem else ARITHMETIC_LEVELS
-    for k in sorted(table):  # levels may share problems (2 ops ≤ 9 also fits 2 ops ≤ 19): keep them apart
+    # levels may share problems (2 ops ≤ 9 also fits 2 ops ≤ 19): keep them apart
+    for k in sorted(_levels_of(problem)):
         sets[f"level{k}"] = arithmetic_dataset(n_per_level, (k,), seed, frozenset(seen), problem)
         seen |= set(sets[f"level{k}"]["prompt"])
     return sets
@@ -293,12 +298,17 @@ def sum_problem(rng: random.Random, level: int) -> dict:
     k, top = _check_level(level, SUM_LEVELS)
     terms = [rng.randint(0, top) for _ in range(k)]
     order = rng.sample(range(k), k)
-    total, steps = terms[order[0]], []
-    for j in order[1:]:
-        steps.append(f"{total}+{terms[j]}={total + terms[j]}")
-        total += terms[j]
-    return {"prompt": "+".join(map(str, terms)) + "=", "answer": str(total), "solution": ",".join(steps),
-            "level": level}  # fmt: skip
+    solution, total = _worked_sum([terms[j] for j in order])
+    return {"prompt": "+".join(map(str, terms)) + "=", "answer": str(total), "solution": solution, "level": level}
+
+
+def _worked_sum(terms: Sequence[int]) -> tuple[str, int]:
+    """``terms`` added left to right, one ``running+term=new`` step each: [3, 7, 15] → ("3+7=10,10+15=25", 25)."""
+    total, steps = terms[0], []
+    for t in terms[1:]:
+        steps.append(f"{total}+{t}={total + t}")
+        total += t
+    return ",".join(steps), total
 
 
 def sum_max_completion_length(level: int) -> int:
@@ -332,6 +342,7 @@ class ArithmeticTask:
     train_levels: tuple[int, ...] = (1, 2, 3)
     CHARS: ClassVar[str] = ARITHMETIC_CHARS
     LEVELS: ClassVar[dict[int, tuple[int, int]]] = ARITHMETIC_LEVELS
+    PROBLEM: ClassVar = staticmethod(arithmetic_problem)  # the generator of one problem at one level
 
     def __post_init__(self):
         if not isinstance(self.n_test, int) or self.n_test < 1:
@@ -341,23 +352,16 @@ class ArithmeticTask:
         for level in self.train_levels:
             _check_level(level, self.LEVELS)
 
-    @staticmethod
-    def problem(rng: random.Random, level: int) -> dict:
-        return arithmetic_problem(rng, level)
-
-    def _problem(self):
-        return arithmetic_problem if type(self).problem is ArithmeticTask.problem else sum_problem
-
     def test_sets(self) -> dict[str, Dataset]:
-        return arithmetic_test_sets(self.n_test, self.seed, problem=self._problem())
+        return arithmetic_test_sets(self.n_test, self.seed, problem=self.PROBLEM)
 
     def train(self, n: int) -> Dataset:
         held_out = {p for ds in self.test_sets().values() for p in ds["prompt"]}
-        return arithmetic_dataset(n, self.train_levels, self.seed, exclude=held_out, problem=self._problem())
+        return arithmetic_dataset(n, self.train_levels, self.seed, exclude=held_out, problem=self.PROBLEM)
 
     def validation(self, n: int, exclude: Iterable[str]) -> Dataset:
         """``n`` problems of the training levels, none in ``exclude`` (pass the training and test prompts)."""
-        return arithmetic_dataset(n, self.train_levels, self.seed + 1, exclude=exclude, problem=self._problem())
+        return arithmetic_dataset(n, self.train_levels, self.seed + 1, exclude=exclude, problem=self.PROBLEM)
 
     def reward_funcs(self) -> list:
         return [arithmetic_reward]
@@ -373,12 +377,8 @@ class SumTask(ArithmeticTask):
     are long enough (up to 5 steps, ~50 characters) for groups to part early and share more as RL sharpens them."""
 
     LEVELS: ClassVar[dict[int, tuple[int, int]]] = SUM_LEVELS
-
+    PROBLEM: ClassVar = staticmethod(sum_problem)
     ORDERS: ClassVar[int] = 8  # worked solutions per training problem in the warm start, each in its own order
-
-    @staticmethod
-    def problem(rng: random.Random, level: int) -> dict:
-        return sum_problem(rng, level)
 
     def reward_funcs(self) -> list:
         return [sum_reward]
@@ -389,14 +389,9 @@ class SumTask(ArithmeticTask):
         as sure as its arithmetic, and the groups of RL share long prefixes from the start)."""
         rng, rows = random.Random(f"sum-orders:{self.seed}"), []
         for row in train:
-            terms = row["prompt"].rstrip("=").split("+")
+            terms = [int(t) for t in row["prompt"].rstrip("=").split("+")]
             for _ in range(self.ORDERS):
-                order = rng.sample(terms, len(terms))
-                total, steps = int(order[0]), []
-                for t in order[1:]:
-                    steps.append(f"{total}+{t}={total + int(t)}")
-                    total += int(t)
-                rows.append(row | {"solution": ",".join(steps)})
+                rows.append(row | {"solution": _worked_sum(rng.sample(terms, len(terms)))[0]})
         return Dataset.from_list(rows)
 
 
