@@ -286,7 +286,8 @@ def test_sum_problems_add_every_term_once_in_a_seeded_random_order():
             assert len(row["solution"]) <= sum_max_completion_length(level)
             orders.add(steps[0].split("=")[0] == f"{terms[0]}+{terms[1]}")
     assert orders == {True, False}  # the order varies: not always the prompt's
-    assert sum_max_completion_length(5) == len("19+19=38,38+19=57,57+19=76,76+19=95,95+19=114")
+    assert sum_max_completion_length(5) == len("19+19=38,38+19=57,57+19=76,76+19=95,95+19=114,114+19=133,133+19=152,"
+                                               "152+19=171")
 
 
 def test_sum_reward_scores_the_final_result_only():
@@ -311,7 +312,7 @@ def test_sum_task_sets_are_disjoint_and_deterministic():
     val = task.validation(50, exclude=set(train["prompt"]) | held)
     seen = held | set(train["prompt"])
     assert len(held) == 500 and not held & set(train["prompt"]) and not set(val["prompt"]) & seen
-    assert {len(p.split("+")) for p in tests["level5"]["prompt"]} == {6}
+    assert {len(p.split("+")) for p in tests["level5"]["prompt"]} == {9}
     assert train.to_list() == SumTask(seed=3).train(300).to_list()
     with pytest.raises(ValueError, match="level must be one of"):
         SumTask(train_levels=(6,))
@@ -334,3 +335,16 @@ def test_the_sum_warm_start_sees_every_problem_in_several_orders():
 
     plain = ArithmeticTask().train(5)
     assert ArithmeticTask().warm_start_rows(plain) is plain
+
+
+def test_a_redesigned_sum_task_does_not_reuse_a_cached_warm_start(monkeypatch):
+    from paper_lib.training.config import RunConfig
+    from paper_lib.training.tasks import SumTask
+
+    cfg = RunConfig(name="r", task="sums")
+    before, arith = cfg.warm_start_key(), RunConfig(name="r").warm_start_key()
+    monkeypatch.setattr(SumTask, "ORDERS", 4)
+    assert cfg.warm_start_key() != before
+    monkeypatch.setattr(SumTask, "ORDERS", 8)
+    monkeypatch.setattr(SumTask, "LEVELS", {**SumTask.LEVELS, 1: (4, 19)})
+    assert cfg.warm_start_key() != before and RunConfig(name="r").warm_start_key() == arith

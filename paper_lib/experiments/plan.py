@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr", "process_sets", "training", "norm_ablation")
+EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr", "design", "process_sets", "training",
+               "norm_ablation")
 TOY_EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr")
 TOY_CONFIGS = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # docs/paper.md §4.3
 # The toy design, fixed before any λ-GRPO comparison was looked at (README "The toy task"):
@@ -60,6 +61,8 @@ DEPARTURES = {
     "settings (lr 1e-5, G = 16, 250 steps, 5 seeds, from BOS); also 1e-6, 3e-6 and the footnote's 5e-5 at n = 1, "
     "r_neg = -1; temperature 0.75, no clipping",
     "toy_high_lr": "covered by the sweeps (toy: 33x range; toy_lm: the footnote's 5e-5)",
+    "design": "GRPO-only pilots of the sums stand-in (one seed, 100, not reported) at four warm-start lengths; the "
+    "design is the pilot rule's pick (README \"The reasoning stand-in\"), fixed before any λ-GRPO run of the task",
     "process_sets": "a tiny model warm-started on synthetic arithmetic instead of DeepSeek-R1-Distill-Qwen-1.5B on "
     "OpenRS; 300 steps at G = 6 and 50 at G = 36 (the paper: 1675 and 275, the same trajectory budget per G); "
     "one learning rate (1e-4) for both G instead of 6e-6 / 1e-6",
@@ -83,6 +86,7 @@ PAPER_DEPARTURES = {
     "source is not stated); Llama's learning rate is 5e-7 at β = 0 and 1e-7 at β = 0.04 (docs/paper.md §9.4: the "
     "assignment is not stated)",
     "norm_ablation": "not run by default at this scale (the token-level arm: SET=loss_type=dapo)",
+    "design": "not run at this scale (the CPU stand-in's pilots)",
     "toy_best": "not run at this scale (one rate, the paper's)",
     "toy_ablation": "not run by default at this scale (SET=toy_mask=sampling_only)",
     "toy_lm": "not run at this scale (the paper's GPT-2 small runs are 'toy')",
@@ -179,6 +183,27 @@ _ARITH = dict(task="arithmetic", max_completion_length=16, warm_start_steps=1500
               learning_rate=1e-4)  # fmt: skip
 
 
+# The sums stand-in (tasks.SumTask). Its design was chosen on GRPO pilots alone (the "design" experiment): among the
+# warm-start lengths below, the one whose pilot starts RL with groups that part early (intermediate proportion < 0.3
+# over the first 50 steps) and gains most on the held-out average (analysis.tables.pilot_table). The rule was fixed
+# before the pilots ran; no λ-GRPO run of the task existed when it was applied.
+SUMS_PILOT_WARM_STARTS = (1000, 1800, 2400, 3000)
+SUMS_PILOT_SEED = 100
+_SUMS = dict(task="sums", max_completion_length=80, train_size=1200, val_size=100, learning_rate=1e-4,
+             temperature=0.75, group_size=6, prompts_per_step=4)  # fmt: skip
+
+
+def _sums_run(name: str, steps: int, **fields) -> tuple[str, RunConfig]:
+    every = dict(eval_every=max(1, steps // 30), save_every=max(1, steps // 6), completions_every=max(1, steps // 3))
+    return name, RunConfig(name=name, max_steps=steps, **(_SUMS | every | fields))
+
+
+def _design(scale: str) -> list[tuple[str, RunConfig]]:
+    steps = 6 if scale == "smoke" else 300
+    starts = SUMS_PILOT_WARM_STARTS[:1] if scale == "smoke" else SUMS_PILOT_WARM_STARTS
+    return [_sums_run(f"pilot_ws{w}", steps, method="grpo", seed=SUMS_PILOT_SEED, warm_start_steps=w) for w in starts]
+
+
 def _process_sets(scale: str) -> list[tuple[str, RunConfig]]:
     steps = {6: 300, 36: 50} if scale != "smoke" else {6: 6, 36: 2}
     return [
@@ -226,6 +251,7 @@ _PAPER = {
     "process_sets": lambda **sw: paper_presets("overlap", **sw),
     "training": lambda **sw: paper_presets("downstream", **sw),
     "norm_ablation": lambda **sw: [],
+    "design": lambda **sw: [],
 }
 
 
@@ -243,6 +269,8 @@ def experiment_runs(name: str, scale: str, root: Path | None = None,
         raise ValueError(f"preset switches {sorted(switches)} apply to the paper scale only, not {scale!r}")
     if name in TOY_EXPERIMENTS:
         return _toy(scale, name, root)
+    if name == "design":
+        return _design(scale)
     if name == "process_sets":
         return _process_sets(scale)
     if name == "training":

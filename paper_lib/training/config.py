@@ -124,7 +124,12 @@ class RunConfig:
     def warm_start_key(self) -> str:
         """Runs that differ only in method, seed, β or RL settings share one warm start (same initial policy)."""
         fields = ("task", "model", "warm_start_steps", "warm_start_lr", "init_seed", "task_seed", "train_size")
-        blob = json.dumps({k: getattr(self, k) for k in fields}, sort_keys=True)
+        key = {k: getattr(self, k) for k in fields}
+        if self.task == "sums":  # its levels and orders were redesigned: a cached older warm start must not match
+            from paper_lib.training.tasks import SumTask
+
+            key |= {"levels": sorted(SumTask.LEVELS.items()), "orders": SumTask.ORDERS}
+        blob = json.dumps(key, sort_keys=True)
         return f"{self.task}-{self.model}-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

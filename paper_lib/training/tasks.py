@@ -63,7 +63,9 @@ ARITHMETIC_CHARS = "0123456789+-=,"
 # level -> (number of operations, largest operand); the running result can exceed the largest operand.
 ARITHMETIC_LEVELS = {1: (1, 19), 2: (2, 9), 3: (2, 19), 4: (3, 19), 5: (4, 19)}
 # sums: level -> (number of terms, largest term); the solution adds them in a random order (:func:`sum_problem`).
-SUM_LEVELS = {1: (3, 9), 2: (3, 19), 3: (4, 19), 4: (5, 19), 5: (6, 19)}
+# Sums: (terms, largest term). Training levels 1-3 (5-7 terms) were picked on GRPO pilots (README "The reasoning
+# stand-in"): shorter sums left the warm start either unable or sure of one order; 8-9 terms test longer sums.
+SUM_LEVELS = {1: (5, 19), 2: (6, 19), 3: (7, 19), 4: (8, 19), 5: (9, 19)}
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
@@ -373,8 +375,8 @@ class ArithmeticTask:
 
 @dataclass(frozen=True)
 class SumTask(ArithmeticTask):
-    """Sums of 3–6 terms added in a random order (:func:`sum_problem`): the CPU reasoning stand-in whose completions
-    are long enough (up to 5 steps, ~50 characters) for groups to part early and share more as RL sharpens them."""
+    """Sums of 5–9 terms added in a random order (:func:`sum_problem`): the CPU reasoning stand-in whose completions
+    are long enough (4–8 steps, up to 78 characters) for groups to part early and share more as RL sharpens them."""
 
     LEVELS: ClassVar[dict[int, tuple[int, int]]] = SUM_LEVELS
     PROBLEM: ClassVar = staticmethod(sum_problem)
