@@ -15,7 +15,8 @@ from paper_lib.experiments.plan import (
 from paper_lib.experiments.runner import main
 from paper_lib.paths import SCALES
 
-_EMPTY = {("paper", "norm_ablation"), ("paper", "toy_best"), ("paper", "design"), ("paper", "toy_ablation"), ("paper", "toy_lm"),
+_EMPTY = {("paper", "norm_ablation"), ("paper", "toy_best"), ("paper", "design"), ("paper", "toy_ablation"),
+          ("paper", "toy_lm"),
           ("small", "toy_high_lr"), ("smoke", "toy_high_lr")}  # fmt: skip
 
 
@@ -119,6 +120,7 @@ def test_the_sums_design_pilots_are_grpo_only_on_one_unreported_seed():
 
     runs = [cfg for _, cfg in experiment_runs("design", "small")]
     assert {c.method for c in runs} == {"grpo"} and {c.seed for c in runs} == {SUMS_PILOT_SEED}
-    assert sorted(c.warm_start_steps for c in runs) == sorted(SUMS_PILOT_WARM_STARTS) and {c.task for c in runs} == {"sums"}
+    assert sorted(c.warm_start_steps for c in runs) == sorted(SUMS_PILOT_WARM_STARTS)
+    assert {c.task for c in runs} == {"sums"}
     reported = [c for e in ("training", "norm_ablation", "process_sets") for _, c in experiment_runs(e, "small")]
     assert SUMS_PILOT_SEED not in {c.seed for c in reported if c.task == "sums"}

@@ -286,8 +286,9 @@ def test_sum_problems_add_every_term_once_in_a_seeded_random_order():
             assert len(row["solution"]) <= sum_max_completion_length(level)
             orders.add(steps[0].split("=")[0] == f"{terms[0]}+{terms[1]}")
     assert orders == {True, False}  # the order varies: not always the prompt's
-    assert sum_max_completion_length(5) == len("19+19=38,38+19=57,57+19=76,76+19=95,95+19=114,114+19=133,133+19=152,"
-                                               "152+19=171")
+    assert sum_max_completion_length(5) == len(
+        "19+19=38,38+19=57,57+19=76,76+19=95,95+19=114,114+19=133,133+19=152,152+19=171"
+    )
 
 
 def test_sum_reward_scores_the_final_result_only():

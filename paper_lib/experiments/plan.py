@@ -28,7 +28,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr", "design", "process_sets", "training",
-               "norm_ablation")
+               "norm_ablation")  # fmt: skip
 TOY_EXPERIMENTS = ("toy", "toy_best", "toy_ablation", "toy_lm", "toy_high_lr")
 TOY_CONFIGS = [(n, r) for n in (1, 2) for r in (-0.5, -1.0, -1.5)]  # docs/paper.md §4.3
 # The toy design, fixed before any λ-GRPO comparison was looked at (README "The toy task"):
@@ -62,7 +62,7 @@ DEPARTURES = {
     "r_neg = -1; temperature 0.75, no clipping",
     "toy_high_lr": "covered by the sweeps (toy: 33x range; toy_lm: the footnote's 5e-5)",
     "design": "GRPO-only pilots of the sums stand-in (one seed, 100, not reported) at four warm-start lengths; the "
-    "design is the pilot rule's pick (README \"The reasoning stand-in\"), fixed before any λ-GRPO run of the task",
+    'design is the pilot rule\'s pick (README "The reasoning stand-in"), fixed before any λ-GRPO run of the task',
     "process_sets": "a tiny model warm-started on synthetic arithmetic instead of DeepSeek-R1-Distill-Qwen-1.5B on "
     "OpenRS; 300 steps at G = 6 and 50 at G = 36 (the paper: 1675 and 275, the same trajectory budget per G); "
     "one learning rate (1e-4) for both G instead of 6e-6 / 1e-6",
