@@ -104,6 +104,7 @@ reproduce-locked: $(ENV) runs $(EXECUTED)
 runs: $(ENV) preflight ## train every run of SCALE not yet finished (JOBS workers)
 	$(PY) -m paper_lib.experiments run --scale $(SCALE) --jobs $(JOBS) --root $(RESULTS) $(SETS) $(RUNS_FLAGS) \
 		--report-to $(REPORT_TO)
+	@if [ "$(SCALE)" = small ]; then $(PY) -m paper_lib.experiments.overlap --scale small --root $(RESULTS); fi
 
 # Touched only when a run's manifest changed since the last time, so a `runs` that trained nothing leaves the
 # notebooks that read the runs up to date.

@@ -124,3 +124,16 @@ def test_the_sums_design_pilots_are_grpo_only_on_one_unreported_seed():
     assert {c.task for c in runs} == {"sums"}
     reported = [c for e in ("training", "norm_ablation", "process_sets") for _, c in experiment_runs(e, "small")]
     assert SUMS_PILOT_SEED not in {c.seed for c in reported if c.task == "sums"}
+
+
+def test_each_warm_start_gets_its_own_held_out_base(tmp_path):
+    from paper_lib.experiments.downstream import base_result_file
+    from paper_lib.rundir import write_json
+
+    a, b = tmp_path / "pilot_ws1000", tmp_path / "pilot_ws3000"
+    assert base_result_file(a, "k1000") == tmp_path / "base_downstream.json"  # the first is the experiment's
+    write_json(tmp_path / "base_downstream.json", {"warm_start_key": "k1000"})
+    assert base_result_file(a, "k1000") == tmp_path / "base_downstream.json"  # runs sharing it reuse it
+    assert base_result_file(b, "k3000") == b / "base_downstream.json"  # another warm start: the run's own
+    write_json(tmp_path / "base_downstream.json", {"level1": {"accuracy": 0.5}})  # no key: of an unknown start
+    assert base_result_file(a, "k1000") == a / "base_downstream.json"

@@ -1,7 +1,8 @@
 """Held-out evaluation of a finished run (its best checkpoint) and of its starting policy, on the five test sets.
 
-Writes ``downstream.json`` next to the run (and ``base_downstream.json`` for the warm start, once per experiment):
-per test set the greedy accuracy, its SEM (ddof = 1) and the per-item 0/1 scores, so tables and paired tests are
+Writes ``downstream.json`` next to the run and ``base_downstream.json`` for its warm start: once per experiment, in
+the experiment's folder, where its runs share one warm start; in the run's own folder where they do not (the design
+pilots, one warm-start length each). Per test set the greedy accuracy, its SEM (ddof = 1) and the per-item 0/1 scores, so tables and paired tests are
 computed later from committed files, without the (git-ignored) model weights.
 """
 
@@ -15,7 +16,7 @@ from paper_lib.training import tasks
 from paper_lib.training.config import RunConfig
 from paper_lib.training.evaluate import accuracy_sem, greedy_completions
 
-__all__ = ["evaluate_model", "evaluate_run"]
+__all__ = ["base_result_file", "evaluate_model", "evaluate_run"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ def evaluate_model(model_dir: Path, tokenizer_dir: Path, cfg: RunConfig) -> dict
 
 def evaluate_run(cfg: RunConfig, run_dir: Path, warmstart_cache: Path) -> None:
     """Evaluate the run's best checkpoint (final model if it never validated), and the warm start once."""
-    policy = warmstart_cache / cfg.warm_start_key()
-    base_file = run_dir.parent / "base_downstream.json"
+    key = cfg.warm_start_key()
+    policy = warmstart_cache / key
+    base_file = base_result_file(run_dir, key)
     if not base_file.is_file():
-        write_json(base_file, evaluate_model(policy, policy, cfg))
+        write_json(base_file, {"warm_start_key": key} | evaluate_model(policy, policy, cfg))
     result_file = run_dir / "downstream.json"
     if result_file.is_file():
         return
@@ -52,6 +54,15 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, warmstart_cache: Path) -> None:
     step = read_json(best / "score.json")["step"] if best.is_dir() else cfg.max_steps
     write_json(result_file, {"checkpoint_step": step} | result)
     log.info("%s: held-out accuracy %s", run_dir.name, {k: round(v["accuracy"], 3) for k, v in result.items()})
+
+
+def base_result_file(run_dir: Path, warm_start_key: str) -> Path:
+    """Where the held-out result of the run's warm start lives: the experiment's ``base_downstream.json`` if it is
+    absent or of this warm start, else the run's own (an experiment whose runs start from different policies)."""
+    shared = run_dir.parent / "base_downstream.json"
+    if not shared.is_file() or read_json(shared).get("warm_start_key") == warm_start_key:
+        return shared
+    return run_dir / "base_downstream.json"
 
 
 def _final_checkpoint(run_dir: Path) -> Path:

@@ -1,0 +1,92 @@
+"""How the reasoning stand-in was designed, from GRPO runs only (no λ-GRPO run of the task is read here).
+
+:func:`pilot_table` summarises the design pilots (``runs/design``: one GRPO run per warm-start length);
+:func:`pick_warm_start` applies the rule fixed before they ran; :func:`seeds_for_power` is the power analysis that
+picks the number of seeds from the spread of GRPO's held-out average over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from paper_lib.rundir import read_json
+
+__all__ = ["PART_EARLY", "pilot_table", "pick_warm_start", "mde_for_seeds", "seeds_for_power"]
+
+PART_EARLY = 0.3  # issue 15: groups part early when the intermediate proportion is < 0.3 at the start of RL
+MDE_SHARE = 0.05  # issue 15: the MDE at most 5% of GRPO's held-out score ...
+HEADROOM = 3.0  # ... and GRPO's gain over its starting policy at least 3 MDEs
+MIN_SEEDS = 10
+
+
+def _held_out_average(result_file: Path) -> float:
+    sets = [v["accuracy"] for v in read_json(result_file).values() if isinstance(v, dict) and "accuracy" in v]
+    return float(np.mean(sets))
+
+
+def pilot_table(design_dir, window: int = 50) -> pd.DataFrame:
+    """One row per finished run of ``design_dir``: its warm-start length and seed; the intermediate proportion and
+    path depth (mean over groups) averaged over the first and the last ``window`` RL steps; the training reward over
+    the same windows; the first and the best greedy validation; and the held-out average (mean accuracy over the test
+    sets) of its warm start (``base``) and of its best checkpoint (``grpo``), with ``gain = grpo − base``."""
+    from paper_lib.analysis.collect import run_dirs
+    from paper_lib.experiments.downstream import base_result_file
+    from paper_lib.rundir import read_jsonl
+    from paper_lib.training.config import RunConfig
+
+    rows = []
+    for run_dir in run_dirs(design_dir):
+        cfg = RunConfig(**read_json(run_dir / "config.json"))
+        if cfg.method != "grpo":
+            raise ValueError(f"{run_dir}: the design reads GRPO runs only, not {cfg.method!r}")
+        logged = pd.DataFrame(read_jsonl(run_dir / "metrics.jsonl"))
+        train = logged[logged["loss"].notna()].sort_values("step")
+        val = logged[logged["val/accuracy"].notna()].sort_values("step")["val/accuracy"]
+        first, last = train.head(window), train.tail(window)
+        base = _held_out_average(base_result_file(run_dir, cfg.warm_start_key()))
+        grpo = _held_out_average(run_dir / "downstream.json")
+        rows.append({"run": run_dir.name, "warm_start_steps": cfg.warm_start_steps, "seed": cfg.seed,
+                     "intermediate_start": first["process/intermediate_mean"].mean(),
+                     "intermediate_end": last["process/intermediate_mean"].mean(),
+                     "depth_start": first["process/depth_mean"].mean(), "depth_end": last["process/depth_mean"].mean(),
+                     "reward_start": first["reward"].mean(), "reward_end": last["reward"].mean(),
+                     "first_validation": float(val.iloc[0]), "best_validation": float(val.max()),
+                     "base": base, "grpo": grpo, "gain": grpo - base})  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["warm_start_steps", "seed"], ignore_index=True)
+
+
+def pick_warm_start(pilots: pd.DataFrame, seed: int) -> int:
+    """The rule fixed before the pilots ran: of the pilots on ``seed`` whose groups part early (intermediate
+    proportion < :data:`PART_EARLY` over the first RL steps), the warm-start length with the largest held-out gain.
+    ValueError if no pilot parts early."""
+    eligible = pilots[(pilots.seed == seed) & (pilots.intermediate_start < PART_EARLY)]
+    if eligible.empty:
+        raise ValueError(f"no pilot on seed {seed} starts with an intermediate proportion below {PART_EARLY}")
+    return int(eligible.loc[eligible.gain.idxmax(), "warm_start_steps"])
+
+
+def mde_for_seeds(sd: float, n: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The MDE of a paired λ-GRPO − GRPO difference over ``n`` seeds when each method's score has standard deviation
+    ``sd`` over seeds and the pair is independent (ρ = 0: the difference has sd √2·``sd``; pairs that share a seed
+    correlate positively, so this overstates the MDE), normal approximation as :func:`.stats.mde_paired`."""
+    return (st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) * math.sqrt(2) * sd / math.sqrt(n)
+
+
+def seeds_for_power(scores, base: float, max_seeds: int = 40) -> dict:
+    """The power analysis: from GRPO's held-out averages over seeds (``scores``) and its starting policy's
+    (``base``), the fewest seeds (at least :data:`MIN_SEEDS`) whose MDE is ≤ :data:`MDE_SHARE` of GRPO's score and ≤
+    1/:data:`HEADROOM` of its gain. ``seeds`` is None if no count up to ``max_seeds`` meets both."""
+    scores = np.asarray(scores, dtype=float)
+    if len(scores) < 2:
+        raise ValueError(f"the power analysis needs at least 2 GRPO seeds, got {len(scores)}")
+    sd, grpo = float(scores.std(ddof=1)), float(scores.mean())
+    gain = grpo - base
+    need = min(MDE_SHARE * grpo, gain / HEADROOM)
+    seeds = next((n for n in range(MIN_SEEDS, max_seeds + 1) if mde_for_seeds(sd, n) <= need), None)
+    return {"pilot_seeds": len(scores), "grpo": grpo, "sd": sd, "base": base, "rl_gain": gain, "mde_needed": need,
+            "seeds": seeds, "mde": mde_for_seeds(sd, seeds or max_seeds)}  # fmt: skip
