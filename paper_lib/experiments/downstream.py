@@ -2,8 +2,8 @@
 
 Writes ``downstream.json`` next to the run and ``base_downstream.json`` for its warm start: once per experiment, in
 the experiment's folder, where its runs share one warm start; in the run's own folder where they do not (the design
-pilots, one warm-start length each). Per test set the greedy accuracy, its SEM (ddof = 1) and the per-item 0/1 scores, so tables and paired tests are
-computed later from committed files, without the (git-ignored) model weights.
+pilots, one warm-start length each). Per test set the greedy accuracy, its SEM (ddof = 1) and the per-item 0/1
+scores, so tables and paired tests are computed later from committed files, without the (git-ignored) weights.
 """
 
 from __future__ import annotations
