@@ -80,6 +80,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "fig_process_stats": ("03_process_sets", "figures/fig_process_stats.pdf"),
     "fig_bg_early_late": ("03_process_sets", "figures/fig_bg_early_late.pdf"),
     "table_smollm2_overlap": ("03_process_sets", "tables/table_smollm2_overlap.csv"),
+    "table_design_pilots": ("04_training", "tables/table_design_pilots.csv"),
+    "table_design_power": ("04_training", "tables/table_design_power.csv"),
     "fig_validation_curves": ("04_training", "figures/fig_validation_curves.pdf"),
     "table_peaks": ("04_training", "tables/table_peaks.csv"),
     "table2_downstream": ("05_downstream", "tables/table2_downstream.csv"),

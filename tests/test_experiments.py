@@ -116,14 +116,18 @@ def test_shared_position_profile_against_brute_force():
 
 
 def test_the_sums_design_pilots_are_grpo_only_on_one_unreported_seed():
-    from paper_lib.experiments.plan import SUMS_PILOT_SEED, SUMS_PILOT_WARM_STARTS
+    from paper_lib.experiments.plan import SUMS_PILOT_SEED, SUMS_PILOT_WARM_STARTS, SUMS_WARM_START
 
     runs = [cfg for _, cfg in experiment_runs("design", "small")]
-    assert {c.method for c in runs} == {"grpo"} and {c.seed for c in runs} == {SUMS_PILOT_SEED}
-    assert sorted(c.warm_start_steps for c in runs) == sorted(SUMS_PILOT_WARM_STARTS)
+    pilots = [c for c in runs if c.name.startswith("pilot_")]
+    assert {c.method for c in runs} == {"grpo"} and {c.seed for c in pilots} == {SUMS_PILOT_SEED}
+    assert sorted(c.warm_start_steps for c in pilots) == sorted(SUMS_PILOT_WARM_STARTS)
+    spread = [c for c in runs if c not in pilots]
+    assert {c.warm_start_steps for c in spread} == {SUMS_WARM_START} and len({c.seed for c in spread}) == 4
     assert {c.task for c in runs} == {"sums"}
     reported = [c for e in ("training", "norm_ablation", "process_sets") for _, c in experiment_runs(e, "small")]
-    assert SUMS_PILOT_SEED not in {c.seed for c in reported if c.task == "sums"}
+    assert not {c.seed for c in runs} & {c.seed for c in reported}  # design seeds are never reported
+    assert {c.task for c in reported} == {"sums"} and {c.warm_start_steps for c in reported} == {SUMS_WARM_START}
 
 
 def test_each_warm_start_gets_its_own_held_out_base(tmp_path):

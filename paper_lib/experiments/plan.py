@@ -20,6 +20,7 @@ __all__ = [
     "best_toy_rates",
     "toy_planned_pairs",
     "experiment_runs",
+    "design_power_runs",
     "example_run",
     "runs_root",
     "departures",
@@ -63,12 +64,14 @@ DEPARTURES = {
     "toy_high_lr": "covered by the sweeps (toy: 33x range; toy_lm: the footnote's 5e-5)",
     "design": "GRPO-only pilots of the sums stand-in (one seed, 100, not reported) at four warm-start lengths; the "
     'design is the pilot rule\'s pick (README "The reasoning stand-in"), fixed before any λ-GRPO run of the task',
-    "process_sets": "a tiny model warm-started on synthetic arithmetic instead of DeepSeek-R1-Distill-Qwen-1.5B on "
-    "OpenRS; 300 steps at G = 6 and 50 at G = 36 (the paper: 1675 and 275, the same trajectory budget per G); "
-    "one learning rate (1e-4) for both G instead of 6e-6 / 1e-6",
-    "training": "the same tiny model and task; 300 steps instead of 1000; 5 seeds instead of one run per cell; "
-    "learning rate 1e-4 (picked on GRPO's training reward on an unreported pilot seed), validation on 100 items",
-    "norm_ablation": "per-sequence normalisation (TRL loss_type 'grpo', the authors' code) vs the paper's token-level",
+    "process_sets": 'a tiny model warm-started on the sums stand-in (README "The reasoning stand-in") instead of '
+    "DeepSeek-R1-Distill-Qwen-1.5B on OpenRS; 300 steps at G = 6 and 50 at G = 36 (the paper: 1675 and 275, the "
+    "same trajectory budget per G); one learning rate (1e-4) for both G instead of 6e-6 / 1e-6; temperature 0.75",
+    "training": "the same tiny model and task; 300 steps instead of 1000; 10 seeds per (method, β) (the power "
+    "analysis's count, notebook 04) instead of one run per cell; learning rate 1e-4 (carried over from the earlier "
+    "arithmetic stand-in's pilot); temperature 0.75; validation on 100 items, held-out sets of 100 items per level",
+    "norm_ablation": "per-sequence normalisation (TRL loss_type 'grpo', the authors' code) vs the paper's "
+    "token-level; β = 0, 5 seeds (an ablation, not a claim of the paper)",
 }
 
 
@@ -176,19 +179,17 @@ def best_toy_rates(root: Path, sweep: list[tuple[str, RunConfig]]) -> dict[tuple
     return {k: lr for k, (lr, _) in best.items()}
 
 
-# RL learning rate 1e-4: of {3e-5, 1e-4, 3e-4, 1e-3}, the one where GRPO's training reward rose most over 300 steps
-# on a pilot seed (100) that is not reported (1e-3 made both methods collapse below the warm start). Chosen on
-# GRPO alone, before any λ-GRPO comparison.
-_ARITH = dict(task="arithmetic", max_completion_length=16, warm_start_steps=1500, train_size=1200, val_size=100,
-              learning_rate=1e-4)  # fmt: skip
-
-
 # The sums stand-in (tasks.SumTask). Its design was chosen on GRPO pilots alone (the "design" experiment): among the
 # warm-start lengths below, the one whose pilot starts RL with groups that part early (intermediate proportion < 0.3
-# over the first 50 steps) and gains most on the held-out average (analysis.tables.pilot_table). The rule was fixed
+# over the first 50 steps) and gains most on the held-out average (analysis.design.pilot_table). The rule was fixed
 # before the pilots ran; no λ-GRPO run of the task existed when it was applied.
 SUMS_PILOT_WARM_STARTS = (1000, 1800, 2400, 3000)
 SUMS_PILOT_SEED = 100
+SUMS_WARM_START = 1800  # the rule's pick on the committed pilots (tests/test_design.py checks it still is)
+SUMS_VARIANCE_SEEDS = range(101, 105)  # four more GRPO seeds at the pick: the spread the power analysis needs
+SUMS_SEEDS = range(10)  # per (method, β): the power analysis's count (analysis.design.seeds_for_power; notebook 04)
+# RL learning rate 1e-4, carried over from the earlier arithmetic stand-in, where of {3e-5, 1e-4, 3e-4, 1e-3} it was
+# the one whose GRPO training reward rose most on the pilot seed 100 (1e-3 collapsed); not re-swept on sums.
 _SUMS = dict(task="sums", max_completion_length=80, train_size=1200, val_size=100, learning_rate=1e-4,
              temperature=0.75, group_size=6, prompts_per_step=4)  # fmt: skip
 
@@ -201,42 +202,33 @@ def _sums_run(name: str, steps: int, **fields) -> tuple[str, RunConfig]:
 def _design(scale: str) -> list[tuple[str, RunConfig]]:
     steps = 6 if scale == "smoke" else 300
     starts = SUMS_PILOT_WARM_STARTS[:1] if scale == "smoke" else SUMS_PILOT_WARM_STARTS
-    return [_sums_run(f"pilot_ws{w}", steps, method="grpo", seed=SUMS_PILOT_SEED, warm_start_steps=w) for w in starts]
+    seeds = SUMS_VARIANCE_SEEDS[:2] if scale == "smoke" else SUMS_VARIANCE_SEEDS
+    pilots = [
+        _sums_run(f"pilot_ws{w}", steps, method="grpo", seed=SUMS_PILOT_SEED, warm_start_steps=w) for w in starts
+    ]
+    spread = [_sums_run(f"seed_s{s}", steps, method="grpo", seed=s, warm_start_steps=SUMS_WARM_START) for s in seeds]
+    return pilots + spread
+
+
+def design_power_runs(scale: str) -> list[str]:
+    """The design runs at the chosen warm start (its pilot and the variance seeds): the power analysis's GRPO seeds."""
+    return [name for name, cfg in _design(scale) if name.startswith("seed_s") or
+            (name.startswith("pilot_") and cfg.warm_start_steps == SUMS_WARM_START)]  # fmt: skip
 
 
 def _process_sets(scale: str) -> list[tuple[str, RunConfig]]:
     steps = {6: 300, 36: 50} if scale != "smoke" else {6: 6, 36: 2}
-    return [
-        (
-            f"G{G}",
-            RunConfig(
-                name=f"G{G}",
-                method="grpo",
-                group_size=G,
-                prompts_per_step=4,
-                max_steps=steps[G],
-                temperature=0.75,
-                eval_every=max(1, steps[G] // 6),
-                save_every=max(1, steps[G] // 6),
-                completions_every=max(1, steps[G] // 6),
-                **_ARITH,
-            ),
-        )  # fmt: skip
-        for G in (6, 36)
-    ]
+    every = {G: max(1, n // 6) for G, n in steps.items()}
+    return [_sums_run(f"G{G}", steps[G], method="grpo", group_size=G, warm_start_steps=SUMS_WARM_START,
+                      eval_every=every[G], completions_every=every[G]) for G in (6, 36)]  # fmt: skip
 
 
-def _training(scale: str, betas, loss_type: str) -> list[tuple[str, RunConfig]]:
-    seeds = range(2) if scale == "smoke" else range(5)
+def _training(scale: str, betas, loss_type: str, seeds=None) -> list[tuple[str, RunConfig]]:
+    seeds = range(2) if scale == "smoke" else (seeds or SUMS_SEEDS)
     steps = 6 if scale == "smoke" else 300
-    out = []
-    for beta, method, seed in ((b, m, s) for b in betas for m in ("grpo", "lambda_grpo") for s in seeds):
-        name = f"b{beta:g}_{method}_s{seed}"
-        cfg = RunConfig(name=name, method=method, seed=seed, beta=beta, loss_type=loss_type, group_size=6,
-                        prompts_per_step=4, max_steps=steps, eval_every=max(1, steps // 30),
-                        save_every=max(1, steps // 6), completions_every=max(1, steps // 3), **_ARITH)  # fmt: skip
-        out.append((name, cfg))
-    return out
+    return [_sums_run(f"b{beta:g}_{method}_s{seed}", steps, method=method, seed=seed, beta=beta, loss_type=loss_type,
+                      warm_start_steps=SUMS_WARM_START)
+            for beta in betas for method in ("grpo", "lambda_grpo") for seed in seeds]  # fmt: skip
 
 
 # At the paper scale each experiment is the paper's own runs (paper_scale.presets presets, docs/paper.md §4). The
@@ -276,7 +268,7 @@ def experiment_runs(name: str, scale: str, root: Path | None = None,
     if name == "training":
         return _training(scale, (0.0, 0.04), "dapo")
     if name == "norm_ablation":
-        return _training(scale, (0.0,), "grpo")
+        return _training(scale, (0.0,), "grpo", seeds=range(5))  # an ablation: 5 seeds (DEPARTURES)
     raise ValueError(f"unknown experiment {name!r}; known: {list(EXPERIMENTS)}")
 
 
