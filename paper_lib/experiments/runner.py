@@ -136,8 +136,8 @@ def _evaluate_unit(plan: _Plan, exp: str, name: str) -> int:
 
 def _is_evaluated(exp: str, cfg: RunConfig | PaperPreset) -> bool:
     """Whether a run has Table 2's held-out evaluation: the paper presets that keep their best checkpoint, and the
-    CPU scales' training and normalisation-ablation runs."""
-    return cfg.keep_best if isinstance(cfg, PaperPreset) else exp in ("training", "norm_ablation")
+    CPU scales' training, normalisation-ablation and design runs (the design is judged on the held-out gain)."""
+    return cfg.keep_best if isinstance(cfg, PaperPreset) else exp in ("training", "norm_ablation", "design")
 
 
 def _evaluate(exp: str, cfg: RunConfig | PaperPreset, run_dir: Path, warmstart: Path) -> None:
