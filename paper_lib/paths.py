@@ -79,6 +79,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "table_flat_trees": ("03_process_sets", "tables/table_flat_trees.csv"),
     "fig_process_stats": ("03_process_sets", "figures/fig_process_stats.pdf"),
     "fig_bg_early_late": ("03_process_sets", "figures/fig_bg_early_late.pdf"),
+    "table_overlap_growth": ("03_process_sets", "tables/table_overlap_growth.csv"),
     "table_smollm2_overlap": ("03_process_sets", "tables/table_smollm2_overlap.csv"),
     "table_design_pilots": ("04_training", "tables/table_design_pilots.csv"),
     "table_design_power": ("04_training", "tables/table_design_power.csv"),

@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from paper_lib.analysis.tables import downstream_frame, table2, table2_markdown, table3
@@ -266,3 +267,25 @@ def test_table_power_puts_the_mde_beside_the_papers_effect(tmp_path):
     assert r.rl_gain == pytest.approx(0.15) and r.headroom == pytest.approx(5.0)
     assert r.paper_effect == pytest.approx((0.5576 / 0.4837 - 1) * 0.40)  # the paper's +15.3%, at our GRPO score
     assert r.detects_paper_effect and r.mde_share == pytest.approx(0.075)
+
+
+def test_the_report_tests_whether_sharing_grows_over_the_grpo_runs(tmp_path):
+    from paper_lib.analysis.report import claims
+    from paper_lib.paths import artifact_path
+
+    def row(k, rise, method="GRPO"):
+        return {"run": f"{method}{k}", "method": method, "beta": 0.0, "seed": k, "intermediate_start": 0.1,
+                "intermediate_end": 0.1 + rise, "depth_start": 2.0, "depth_end": 2.0 + 3 * rise}  # fmt: skip
+
+    def verdict(rows):
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return claims("smoke", tmp_path).set_index("claim").filter(like="sharing grows", axis=0).iloc[0]
+
+    path = artifact_path("table_overlap_growth", "smoke", tmp_path)
+    path.parent.mkdir(parents=True)
+    rows = [row(k, d) for k, d in enumerate([0.10, 0.12, 0.08, 0.15])] + [row(0, -0.1, "λ-GRPO")]  # λ: not tested
+    found = verdict(rows)  # every GRPO run shares more at the end: the rise's CI lies above 0
+    assert found.verdict == "reproduced" and "4 GRPO training runs" in found.ours
+    assert "rise +0.112 [+0.065, +0.160] over 4 runs" in found.ours
+    flat = [r | {"depth_end": 2.0 - (k % 2)} for k, r in enumerate(rows)]  # depth level or falling: no evidence
+    assert verdict(flat).verdict == "inconclusive"

@@ -51,7 +51,7 @@ def test_pilot_table_reads_each_run_against_its_own_warm_start(tmp_path):
 
 def test_the_design_reads_grpo_runs_only(tmp_path):
     _pilot(tmp_path, 1000, (0.1, 0.2), base=(0.0, 0.1), final=(0.1, 0.1), method="lambda_grpo")
-    with pytest.raises(ValueError, match="GRPO runs only, not 'lambda_grpo'"):
+    with pytest.raises(ValueError, match="GRPO runs only, not lambda_grpo"):
         pilot_table(tmp_path)
 
 

@@ -30,34 +30,32 @@ def _held_out_average(result_file: Path) -> float:
 
 
 def pilot_table(design_dir, window: int = 50) -> pd.DataFrame:
-    """One row per finished run of ``design_dir``: its warm-start length and seed; the intermediate proportion and
-    path depth (mean over groups) averaged over the first and the last ``window`` RL steps; the training reward over
-    the same windows; the first and the best greedy validation; and the held-out average (mean accuracy over the test
-    sets) of its warm start (``base``) and of its best checkpoint (``grpo``), with ``gain = grpo − base``."""
-    from paper_lib.analysis.collect import run_dirs
+    """One row per finished run of ``design_dir``: its warm-start length and seed; the intermediate proportion, path
+    depth and training reward over the first and the last ``window`` RL steps (:func:`.tables.overlap_growth`); the
+    first and the best greedy validation; and the held-out average (mean accuracy over the test sets) of its warm
+    start (``base``) and of its best checkpoint (``grpo``), with ``gain = grpo − base``."""
+    from paper_lib.analysis.collect import metrics_frame
+    from paper_lib.analysis.tables import GROWTH, overlap_growth
     from paper_lib.experiments.downstream import base_result_file
-    from paper_lib.rundir import read_jsonl
     from paper_lib.training.config import RunConfig
 
-    rows = []
-    for run_dir in run_dirs(design_dir):
+    metrics = metrics_frame(design_dir, [*GROWTH.values(), "val/accuracy"])
+    if set(metrics.method) != {"grpo"}:
+        others = ", ".join(sorted(set(metrics.method) - {"grpo"}))
+        raise ValueError(f"{design_dir}: the design reads GRPO runs only, not {others}")
+    table = overlap_growth(metrics, window).set_index("run")
+    for run, val in metrics.dropna(subset=["val/accuracy"]).sort_values("step").groupby("run")["val/accuracy"]:
+        run_dir = Path(design_dir) / run
         cfg = RunConfig(**read_json(run_dir / "config.json"))
-        if cfg.method != "grpo":
-            raise ValueError(f"{run_dir}: the design reads GRPO runs only, not {cfg.method!r}")
-        logged = pd.DataFrame(read_jsonl(run_dir / "metrics.jsonl"))
-        train = logged[logged["loss"].notna()].sort_values("step")
-        val = logged[logged["val/accuracy"].notna()].sort_values("step")["val/accuracy"]
-        first, last = train.head(window), train.tail(window)
         base = _held_out_average(base_result_file(run_dir, cfg.warm_start_key()))
         grpo = _held_out_average(run_dir / "downstream.json")
-        rows.append({"run": run_dir.name, "warm_start_steps": cfg.warm_start_steps, "seed": cfg.seed,
-                     "intermediate_start": first["process/intermediate_mean"].mean(),
-                     "intermediate_end": last["process/intermediate_mean"].mean(),
-                     "depth_start": first["process/depth_mean"].mean(), "depth_end": last["process/depth_mean"].mean(),
-                     "reward_start": first["reward"].mean(), "reward_end": last["reward"].mean(),
-                     "first_validation": float(val.iloc[0]), "best_validation": float(val.max()),
-                     "base": base, "grpo": grpo, "gain": grpo - base})  # fmt: skip
-    return pd.DataFrame(rows).sort_values(["warm_start_steps", "seed"], ignore_index=True)
+        values = {"warm_start_steps": cfg.warm_start_steps, "first_validation": val.iloc[0],
+                  "best_validation": val.max(), "base": base, "grpo": grpo, "gain": grpo - base}  # fmt: skip
+        table.loc[run, list(values)] = list(values.values())
+    table["warm_start_steps"] = table.warm_start_steps.astype(int)
+    order = ["warm_start_steps", "seed", *[c for c in table.columns if c.endswith(("_start", "_end"))],
+             "first_validation", "best_validation", "base", "grpo", "gain"]  # fmt: skip
+    return table[order].reset_index().sort_values(["warm_start_steps", "seed"], ignore_index=True)
 
 
 def pick_warm_start(pilots: pd.DataFrame, seed: int) -> int:

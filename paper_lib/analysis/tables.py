@@ -23,6 +23,7 @@ __all__ = [
     "toy_verdict",
     "flat_trees_table",
     "per_step_process_stats",
+    "overlap_growth",
     "sampled_overlap_table",
     "peaks_table",
     "peak_claims",
@@ -178,6 +179,24 @@ def per_step_process_stats(groups: pd.DataFrame) -> pd.DataFrame:
     agg = {"depth_mean": "mean", "depth_median": "median", "intermediate_mean": "mean",
            "intermediate_median": "median"}  # fmt: skip
     return groups.groupby(["group_size", "step"]).agg(agg).reset_index()
+
+
+GROWTH = {"intermediate": "process/intermediate_mean", "depth": "process/depth_mean", "reward": "reward"}
+
+
+def overlap_growth(metrics: pd.DataFrame, window: int = 50) -> pd.DataFrame:
+    """Per run (a :func:`.collect.metrics_frame` with the :data:`GROWTH` columns): the intermediate proportion, the
+    path depth (each the mean over the step's groups) and the training reward, averaged over the first and the last
+    ``window`` RL steps (``intermediate_start`` … ``reward_end``); §3.2: sharing grows as RL sharpens the policy."""
+    rows = []
+    for run, g in metrics[metrics[GROWTH["intermediate"]].notna()].groupby("run"):
+        g = g.sort_values("step")
+        first, last = g.head(window), g.tail(window)
+        row = {"run": run, "method": g.label.iloc[0], "beta": g.beta.iloc[0], "seed": g.seed.iloc[0]}
+        for name, column in GROWTH.items():
+            row |= {f"{name}_start": first[column].mean(), f"{name}_end": last[column].mean()}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def peaks_table(val: pd.DataFrame, n_items: int) -> pd.DataFrame:
