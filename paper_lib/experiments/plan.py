@@ -67,7 +67,7 @@ DEPARTURES = {
     "process_sets": 'a tiny model warm-started on the sums stand-in (README "The reasoning stand-in") instead of '
     "DeepSeek-R1-Distill-Qwen-1.5B on OpenRS; 300 steps at G = 6 and 50 at G = 36 (the paper: 1675 and 275, the "
     "same trajectory budget per G); one learning rate (1e-4) for both G instead of 6e-6 / 1e-6; temperature 0.75",
-    "training": "the same tiny model and task; 300 steps instead of 1000; 10 seeds per (method, β) (the power "
+    "training": "the same tiny model and task; 300 steps instead of 1000; 20 seeds per (method, β) (the power "
     "analysis's count, notebook 04) instead of one run per cell; learning rate 1e-4 (carried over from the earlier "
     "arithmetic stand-in's pilot); temperature 0.75; validation on 100 items, held-out sets of 100 items per level",
     "norm_ablation": "per-sequence normalisation (TRL loss_type 'grpo', the authors' code) vs the paper's "
@@ -187,7 +187,7 @@ SUMS_PILOT_WARM_STARTS = (1000, 1800, 2400, 3000)
 SUMS_PILOT_SEED = 100
 SUMS_WARM_START = 1800  # the rule's pick on the committed pilots (tests/test_design.py checks it still is)
 SUMS_VARIANCE_SEEDS = range(101, 105)  # four more GRPO seeds at the pick: the spread the power analysis needs
-SUMS_SEEDS = range(10)  # per (method, β): the power analysis's count (analysis.design.seeds_for_power; notebook 04)
+SUMS_SEEDS = range(20)  # per (method, β): the power analysis's count (analysis.design.seeds_for_power; notebook 04)
 # RL learning rate 1e-4, carried over from the earlier arithmetic stand-in, where of {3e-5, 1e-4, 3e-4, 1e-3} it was
 # the one whose GRPO training reward rose most on the pilot seed 100 (1e-3 collapsed); not re-swept on sums.
 _SUMS = dict(task="sums", max_completion_length=80, train_size=1200, val_size=100, learning_rate=1e-4,
