@@ -75,3 +75,16 @@ def test_power_analysis_picks_the_fewest_seeds_that_meet_both_figures():
     assert seeds_for_power(scores, base=0.47)["seeds"] is None  # gain 0.01: no count up to 40 is enough
     with pytest.raises(ValueError, match="at least 2 GRPO seeds"):
         seeds_for_power([0.5], base=0.2)
+
+
+def test_the_committed_design_runs_give_the_plans_warm_start_and_seed_count():
+    """The plan's constants are the rule's answers on the committed GRPO design runs, not typed-in choices."""
+    from pathlib import Path
+
+    from paper_lib.experiments.plan import SUMS_PILOT_SEED, SUMS_SEEDS, SUMS_WARM_START, design_power_runs
+
+    pilots = pilot_table(Path(__file__).resolve().parents[1] / "results/small/runs/design")
+    assert pick_warm_start(pilots, SUMS_PILOT_SEED) == SUMS_WARM_START
+    at_design = pilots[pilots.run.isin(design_power_runs("small"))]
+    assert len(at_design) == 5 and set(at_design.warm_start_steps) == {SUMS_WARM_START}
+    assert seeds_for_power(at_design.grpo, at_design.base.mean())["seeds"] == len(SUMS_SEEDS)
