@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 from matplotlib.colors import Normalize
@@ -231,27 +232,39 @@ def fig_toy_sweep(outcomes):
     return fig
 
 
-def fig_process_stats(val, stats):
+def fig_process_stats(val, stats, caption: str = "", n_items: int | None = None):
     """§3.2's 2×3 figure: validation accuracy, path depth, intermediate proportion per group size (rows).
 
-    Solid: the raw per-step series (mean / median over that step's groups). Dashed: the same values sorted in
-    ascending order, which is what the paper's monotone curves look like (docs/paper.md §5.2).
+    Solid, on the step axis: the raw per-step series (mean / median over that step's groups). Dashed, on the rank
+    axis at the top: the same values sorted in ascending order, which is what the paper's monotone curves look like
+    (docs/paper.md §5.2). The paper's early level of the intermediate proportion (≤ 0.05) is marked.
     """
     sizes = sorted(stats.group_size.unique(), reverse=True)
-    fig, axes = plt.subplots(len(sizes), 3, figsize=(13, 3.3 * len(sizes)), squeeze=False)
-    panels = [("depth", "root-to-leaf path depth"), ("intermediate", "intermediate proportion")]
+    fig, axes = plt.subplots(len(sizes), 3, figsize=(13, 3.6 * len(sizes)), squeeze=False)
+    panels = [("depth", "root-to-leaf path depth", "process steps per completion"),
+              ("intermediate", "intermediate proportion", "share of tokens with |λ| ≥ 2")]  # fmt: skip
+    items = f" on {n_items} items" if n_items else ""
     for row, G in zip(axes, sizes):
         v = val[val.group_size == G].dropna(subset=["val/accuracy"]).sort_values("step")
         row[0].plot(v.step, v["val/accuracy"], marker="o", color="0.3")
-        row[0].set(title=f"G = {G}: validation accuracy", xlabel="step")
+        row[0].set(title=f"G = {G}: validation accuracy", xlabel="step", ylabel=f"greedy accuracy{items}")
         s = stats[stats.group_size == G].sort_values("step")
-        for ax, (key, title) in zip(row[1:], panels):
+        for ax, (key, title, unit) in zip(row[1:], panels):
+            rank = ax.twiny()  # the sorted view: x is the value's rank, not a step
             for stat, color in (("mean", "#0173b2"), ("median", "#cc78bc")):
                 y = s[f"{key}_{stat}"].to_numpy()
-                ax.plot(s.step, y, color=color, lw=0.8, label=f"{stat} (raw per step)")
-                ax.plot(s.step, sorted(y), color=color, lw=1.5, ls="--", label=f"{stat} (sorted)")
-            ax.set(title=f"G = {G}: {title}", xlabel="step")
-    axes[0, 1].legend(frameon=False, fontsize=8)
+                ax.plot(s.step, y, color=color, lw=0.8, label=f"{stat} over groups (raw, step axis)")
+                rank.plot(np.arange(1, len(y) + 1), sorted(y), color=color, lw=1.5, ls="--",
+                          label=f"{stat} sorted (rank axis, top)")  # fmt: skip
+            rank.set_xlabel("rank of the step's value (sorted view)", fontsize=8)
+            if key == "intermediate":
+                ax.axhline(0.05, color="0.5", ls=":", lw=1, label="paper: ≤ 0.05 for most of training")
+            ax.set(title=f"G = {G}: {title}", xlabel="step", ylabel=unit)
+            if G == sizes[0] and key == "intermediate":  # one legend: raw, sorted and the paper's line
+                handles = ax.get_legend_handles_labels()[0] + rank.get_legend_handles_labels()[0]
+                ax.legend(handles=handles, frameon=False, fontsize=7)
+    if caption:
+        fig.suptitle(caption, fontsize=9, y=1.0)
     fig.tight_layout()
     return fig
 
