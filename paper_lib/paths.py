@@ -29,6 +29,7 @@ __all__ = [
     "artifact_path",
     "artifact_files",
     "expected_artifacts",
+    "written_at",
     "missing_artifacts",
     "record_execution",
     "forget_execution",
@@ -92,6 +93,10 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "table_power": ("07_report", "tables/table_power.csv"),
     "report": ("07_report", "REPORT.md"),
 }
+# artifacts that only some scales write: the sums design pilots are a small-scale (and smoke) experiment; the paper
+# scale trains the paper's 8 runs with no design section
+_ONLY_AT: dict[str, tuple[str, ...]] = {"table_design_pilots": ("smoke", "small"),
+                                        "table_design_power": ("smoke", "small")}  # fmt: skip
 ARTIFACTS: dict[str, str] = {key: path for key, (_, path) in _REGISTRY.items()}
 NOTEBOOK_OF: dict[str, str] = {key: nb for key, (nb, _) in _REGISTRY.items()}
 _COMPANIONS = {".pdf": (".png",), ".csv": (".md",)}
@@ -123,14 +128,20 @@ def artifact_files(key: str, scale: str = "small", root: Path | str | None = Non
     return [primary] + [primary.with_suffix(s) for s in _COMPANIONS.get(primary.suffix, ())]
 
 
-def expected_artifacts(notebooks_dir: Path | None = None) -> list[str]:
-    """Keys of the artifacts whose notebook exists (a notebook not yet written has nothing to check)."""
+def written_at(key: str, scale: str) -> bool:
+    """Whether the notebook of ``key`` writes it at ``scale`` (all but the entries of ``_ONLY_AT`` write at all)."""
+    return scale in _ONLY_AT.get(key, SCALES)
+
+
+def expected_artifacts(notebooks_dir: Path | None = None, scale: str | None = None) -> list[str]:
+    """Keys of the artifacts whose notebook exists (a notebook not yet written has nothing to check), and that are
+    written at ``scale`` when one is given."""
     present = {p.stem for p in (notebooks_dir or REPO_ROOT / "notebooks").glob("*.ipynb")}
-    return [key for key in ARTIFACTS if NOTEBOOK_OF[key] in present]
+    return [key for key in ARTIFACTS if NOTEBOOK_OF[key] in present and (scale is None or written_at(key, scale))]
 
 
 def missing_artifacts(scale: str, root: Path | str | None = None, notebooks_dir: Path | None = None) -> list[Path]:
-    files = (f for key in expected_artifacts(notebooks_dir) for f in artifact_files(key, scale, root))
+    files = (f for key in expected_artifacts(notebooks_dir, scale) for f in artifact_files(key, scale, root))
     return [f for f in files if not f.is_file() or not f.stat().st_size]
 
 
@@ -158,7 +169,8 @@ def _inputs_sha256(notebook: str, root: Path) -> str:
 
 
 def _artifacts_of(notebook: str, scale: str, root: Path) -> list[Path]:
-    return [f for key in ARTIFACTS if NOTEBOOK_OF[key] == notebook for f in artifact_files(key, scale, root)]
+    keys = (key for key in ARTIFACTS if NOTEBOOK_OF[key] == notebook and written_at(key, scale))
+    return [f for key in keys for f in artifact_files(key, scale, root)]
 
 
 def record_execution(notebook: str, scale: str, root: Path | str | None = None,
@@ -191,7 +203,7 @@ def stale_artifacts(scale: str, root: Path | str | None = None,
     """(file, why) for every present artifact that its notebook's last completed execution does not vouch for."""
     root, nb_dir = results_dir(scale, root), notebooks_dir or REPO_ROOT / "notebooks"
     stale = []
-    for notebook in dict.fromkeys(NOTEBOOK_OF[key] for key in expected_artifacts(nb_dir)):
+    for notebook in dict.fromkeys(NOTEBOOK_OF[key] for key in expected_artifacts(nb_dir, scale)):
         present = [f for f in _artifacts_of(notebook, scale, root) if f.is_file()]
         why = _why_stale(notebook, root, nb_dir)
         if why:
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing: {f}", file=sys.stderr)
     for f, why in stale:
         print(f"stale: {f}: {why}", file=sys.stderr)
-    print(f"{len(expected_artifacts(args.notebooks_dir))} artifacts expected at scale {args.scale}: "
+    print(f"{len(expected_artifacts(args.notebooks_dir, args.scale))} artifacts expected at scale {args.scale}: "
           f"{len(missing)} files missing, {len(stale)} stale")  # fmt: skip
     return 1 if missing or stale else 0
 

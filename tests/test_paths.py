@@ -50,6 +50,23 @@ def _record_every_notebook(root):
         record_execution(notebook, "smoke", root)
 
 
+def test_the_design_tables_are_required_at_the_scales_that_run_the_design_only(tmp_path):
+    """The paper scale has no sums design runs: notebook 04 there writes no design tables, and its record and
+    ``--check`` do not ask for them (the CI failure of the paper-scale dry run); smoke and small do."""
+    for scale in ("smoke", "paper"):
+        for key in ARTIFACTS:
+            if NOTEBOOK_OF[key] == "04_training" and not key.startswith("table_design"):
+                for f in artifact_files(key, scale, tmp_path / scale):
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    f.write_text("x")
+    assert record_execution("04_training", "paper", tmp_path / "paper").is_file()
+    with pytest.raises(FileNotFoundError, match="table_design_pilots"):
+        record_execution("04_training", "smoke", tmp_path / "smoke")
+    assert not [f for f in missing_artifacts("paper", tmp_path / "paper") if "table_design" in f.name]
+    assert [f.name for f in missing_artifacts("smoke", tmp_path / "smoke") if "table_design" in f.name] == [
+        "table_design_pilots.csv", "table_design_pilots.md", "table_design_power.csv", "table_design_power.md"]
+
+
 def test_check_lists_missing_then_passes(tmp_path, capsys):
     assert main(["--check", "--scale", "smoke", "--root", str(tmp_path)]) == 1
     assert "missing:" in capsys.readouterr().err
