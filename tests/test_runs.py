@@ -310,3 +310,19 @@ def test_unknown_or_missing_loggers_are_named_before_anything_is_written(tmp_pat
     if importlib.util.find_spec("wandb") is None:
         with pytest.raises(ValueError, match="wandb is not installed"):
             check_report_to("tensorboard,wandb")
+
+
+def _capability_after_pinning(env_extra: dict) -> str:
+    code = ("from paper_lib.training.provenance import device_name, pin_cpu_kernels\n"
+            "pin_cpu_kernels()\nprint(device_name())")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                                                             "ONEDNN_MAX_CPU_ISA")} | env_extra  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(not os.uname().machine.startswith("x86"), reason="AVX2 is an x86 instruction set")
+def test_cpu_runs_compute_with_avx2_kernels_unless_the_user_says_otherwise():
+    """An AVX-512 machine and an AVX2 one round alike only if both use AVX2 kernels; the manifest says which ran."""
+    assert "(AVX2)" in _capability_after_pinning({})
+    assert "(DEFAULT)" in _capability_after_pinning({"ATEN_CPU_CAPABILITY": "default"})

@@ -24,6 +24,7 @@ from paper_lib.experiments.plan import EXPERIMENTS, experiment_runs, runs_root
 from paper_lib.paper_scale.presets import PaperPreset
 from paper_lib.paths import SCALES
 from paper_lib.training.config import RunConfig
+from paper_lib.training.provenance import pin_cpu_kernels
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         help="paper scale: set a preset field in every run (python -m paper_lib.paper_scale -h)",
     )
     args = parser.parse_args(argv)
+    if args.scale != "paper":  # before any tensor operation; the worker processes inherit it
+        pin_cpu_kernels()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plan = _Plan(args.scale, Path(args.root) if args.root else None, tuple(args.sets), args.report_to)
     if args.command == "list":

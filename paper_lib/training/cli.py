@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
                        epilog="--config run.yaml reads these options from a YAML file (command-line values win); "
                        "--debug shows the traceback of an error.")  # fmt: skip
     cfg, where = parser.parse_args_and_config(args=argv)
+    from paper_lib.training.provenance import pin_cpu_kernels
     from paper_lib.training.runs import run
+
+    pin_cpu_kernels()  # CPU runs reproduce across AVX2 and AVX-512 machines
 
     print(run(cfg, where.root, where.cache, report_to=where.report_to))
     return 0
