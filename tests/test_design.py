@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from paper_lib.analysis.design import mde_for_seeds, pick_warm_start, pilot_table, seeds_for_power
+from paper_lib.analysis.design import mde_for_seeds, pick_warm_start, pilot_table, seeds_for_power, warm_start_check
 from paper_lib.analysis.stats import mde_paired
 from paper_lib.training.config import RunConfig
 
@@ -88,3 +88,21 @@ def test_the_committed_design_runs_give_the_plans_warm_start_and_seed_count():
     at_design = pilots[pilots.run.isin(design_power_runs("small"))]
     assert len(at_design) == 5 and set(at_design.warm_start_steps) == {SUMS_WARM_START}
     assert seeds_for_power(at_design.grpo, at_design.base.mean())["seeds"] == len(SUMS_SEEDS)
+
+
+def test_the_warm_start_check_tells_the_same_configuration_trained_elsewhere_from_the_design_s_model(tmp_path):
+    """The design measured one model; runs whose warm start has its key but other held-out items (the same
+    configuration trained with other CPU kernels) are flagged, and runs of an unmeasured warm start give None."""
+    design, training = tmp_path / "design", tmp_path / "training"
+    key = {"warm_start_key": "sums-k"}
+    level = lambda correct: {"accuracy": float(np.mean(correct)), "sem": 0.0, "n": 4, "correct": correct}  # noqa: E731
+    _write(design / "pilot_ws1" / "base_downstream.json", {"warm_start_key": "sums-other", "level1": level([0] * 4)})
+    _write(design / "pilot_ws2" / "base_downstream.json", key | {"level1": level([1, 1, 0, 0])})
+    _write(training / "base_downstream.json", key | {"level1": level([1, 1, 0, 0])})
+    assert warm_start_check(design, training) == {"warm_start_key": "sums-k", "design": 0.5, "runs": 0.5,
+                                                  "identical": True}  # fmt: skip
+    _write(training / "base_downstream.json", key | {"level1": level([0, 1, 1, 0])})  # same accuracy, other items
+    assert warm_start_check(design, training)["identical"] is False
+    _write(training / "base_downstream.json", {"warm_start_key": "sums-new", "level1": level([1, 1, 0, 0])})
+    assert warm_start_check(design, training) is None
+    assert warm_start_check(design, tmp_path / "absent") is None

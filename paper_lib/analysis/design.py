@@ -16,7 +16,7 @@ import scipy.stats as st
 
 from paper_lib.rundir import read_json
 
-__all__ = ["PART_EARLY", "pilot_table", "pick_warm_start", "mde_for_seeds", "seeds_for_power"]
+__all__ = ["PART_EARLY", "pilot_table", "pick_warm_start", "mde_for_seeds", "seeds_for_power", "warm_start_check"]
 
 PART_EARLY = 0.3  # issue 15: groups part early when the intermediate proportion is < 0.3 at the start of RL
 MDE_SHARE = 0.05  # issue 15: the MDE at most 5% of GRPO's held-out score ...
@@ -88,3 +88,24 @@ def seeds_for_power(scores, base: float, max_seeds: int = 40) -> dict:
     seeds = next((n for n in range(MIN_SEEDS, max_seeds + 1) if mde_for_seeds(sd, n) <= need), None)
     return {"pilot_seeds": len(scores), "grpo": grpo, "sd": sd, "base": base, "rl_gain": gain, "mde_needed": need,
             "seeds": seeds, "mde": mde_for_seeds(sd, seeds or max_seeds)}  # fmt: skip
+
+
+def warm_start_check(design_dir, runs_dir) -> dict | None:
+    """Whether the runs of ``runs_dir`` (an experiment's folder) start from the warm start the design measured: the
+    design's and the runs' held-out results of their warm start, for the same ``warm_start_key``. The key names the
+    configuration, not the weights: the same configuration trained with other CPU kernels is another model
+    (``provenance.pin_cpu_kernels``). None if either side has no result for the runs' key."""
+    runs_file = Path(runs_dir) / "base_downstream.json"
+    if not runs_file.is_file():
+        return None
+    key = read_json(runs_file)["warm_start_key"]
+    design = next((f for f in sorted(Path(design_dir).rglob("base_downstream.json"))
+                   if read_json(f).get("warm_start_key") == key), None)  # fmt: skip
+    if design is None:
+        return None
+
+    def items(f: Path) -> list:
+        return [v["correct"] for k, v in sorted(read_json(f).items()) if isinstance(v, dict) and "correct" in v]
+
+    return {"warm_start_key": key, "design": _held_out_average(design), "runs": _held_out_average(runs_file),
+            "identical": items(design) == items(runs_file)}  # fmt: skip

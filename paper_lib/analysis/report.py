@@ -398,7 +398,25 @@ def _design_lines(scale: str, root) -> list[str]:
             f"The rule fixed before they ran (groups part early, intermediate < 0.3; the largest held-out gain) "
             f"took {SUMS_WARM_START} steps. At that length {int(p.pilot_seeds)} GRPO seeds give a held-out average "
             f"of {p.grpo:.3f} (sd {p.sd:.3f}) against the warm start's {p.base:.3f}; an MDE ≤ {p.mde_needed:.3f} "
-            f"(5% of GRPO's score and a third of its gain) needs {seeds} (MDE {p.mde:.3f}).", ""]  # fmt: skip
+            f"(5% of GRPO's score and a third of its gain) needs {seeds} (MDE {p.mde:.3f}). "
+            f"{_warm_start_sentence(scale, root)}", ""]  # fmt: skip
+
+
+def _warm_start_sentence(scale: str, root) -> str:
+    """Whether the training runs start from the model the design measured (analysis.design.warm_start_check)."""
+    from paper_lib.analysis.design import warm_start_check
+    from paper_lib.paths import results_dir
+
+    runs = results_dir(scale, root) / "runs"
+    check = warm_start_check(runs / "design", runs / "training")
+    if check is None:
+        return "The training runs' warm start has no counterpart among the design runs."
+    if check["identical"]:
+        return (f"The training runs start from that warm start: its held-out results agree item for item "
+                f"(average {check['runs']:.3f}).")  # fmt: skip
+    return (f"**The training runs do not start from the warm start the design measured** (same configuration, "
+            f"held-out average {check['runs']:.3f} against the design's {check['design']:.3f}): the design's power "
+            f"figures do not apply to them; table_power gives their own.")  # fmt: skip
 
 
 def _artifact_links(scale: str, root) -> list[str]:
