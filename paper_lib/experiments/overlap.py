@@ -122,11 +122,13 @@ def main(argv=None) -> int:
     import argparse
 
     from paper_lib.experiments.plan import runs_root
+    from paper_lib.training import provenance
 
     parser = argparse.ArgumentParser(description="Sample §3.2's groups from SmolLM2-135M-Instruct (offline).")
     parser.add_argument("--scale", default="small", choices=sorted(SAMPLE))
     parser.add_argument("--root", default=None, help="results folder (default results/<scale>)")
     args = parser.parse_args(argv)
+    provenance.pin_cpu_kernels()  # as the runs: the same groups on AVX2 and AVX-512 machines
     print(sample_to(runs_root(args.scale, args.root) / "smollm2_groups", args.scale))
     return 0
 
