@@ -16,6 +16,7 @@ from paper_lib.rundir import read_jsonl
 from paper_lib.training.callbacks import mean_step_loss
 from paper_lib.training.checkpoints import SEAL, latest_intact, seal
 from paper_lib.training.config import RunConfig
+from paper_lib.training.provenance import CPU_KERNEL_ENV
 from paper_lib.training.recipe import _check_columns
 from paper_lib.training.runs import is_finished, run
 
@@ -315,8 +316,7 @@ def test_unknown_or_missing_loggers_are_named_before_anything_is_written(tmp_pat
 def _capability_after_pinning(env_extra: dict) -> str:
     code = ("from paper_lib.training.provenance import device_name, pin_cpu_kernels\n"
             "pin_cpu_kernels()\nprint(device_name())")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
-                                                             "ONEDNN_MAX_CPU_ISA")} | env_extra  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in CPU_KERNEL_ENV} | env_extra
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO, check=True)
     return out.stdout.strip()
 
